@@ -1,0 +1,39 @@
+# Everything a fresh machine needs, from Python 3.11+ and make alone.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := .venv
+UV_VERSION := 0.13.9
+# uv from PATH if there is one, else our own copy in .tools/
+UV := $(or $(shell command -v uv 2>/dev/null),.tools/bin/uv)
+
+.PHONY: help install run test lint typecheck pytest clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+.tools/bin/uv:
+	python3 -m venv .tools
+	.tools/bin/python -m pip install --quiet uv==$(UV_VERSION)
+
+install: | $(UV)  ## create .venv from the committed uv.lock
+	$(UV) sync --locked
+
+run: install  ## serve on APP_HOST:APP_PORT (default 127.0.0.1:8000), migrations first
+	$(UV) run --locked --no-sync user-service serve
+
+test: lint typecheck pytest  ## every check
+
+lint: install  ## ruff lint and format check
+	$(UV) run --no-sync ruff check .
+	$(UV) run --no-sync ruff format --check .
+
+typecheck: install  ## mypy, strict on src/
+	$(UV) run --no-sync mypy
+
+pytest: install  ## the tests (alembic check among them) with coverage, on a real PostgreSQL
+	$(UV) run --no-sync pytest --cov --cov-report=term --cov-fail-under=90
+
+clean:  ## remove the environment and caches (keeps .data/)
+	rm -rf .venv .tools .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.*

@@ -1,0 +1,109 @@
+"""Settings: environment first, then `.env`, then defaults (the tutorial's variables)."""
+
+import sys
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+DEFAULT_DATABASE = "user_service"
+POSTGRES_DRIVERS = ("postgresql", "postgres", "postgresql+asyncpg")
+
+SslMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    testing: bool = False
+
+    db_driver: str = "postgresql"
+    db_host: str | None = None
+    db_port: int | None = Field(default=None, ge=1, le=65535)
+    db_user: str | None = None
+    db_password: SecretStr | None = None
+    db_database: str | None = None
+    db_dsn: str | None = None
+    db_pool_min_size: int = Field(default=1, ge=0)
+    db_pool_max_size: int = Field(default=16, ge=1)
+    db_echo: bool = False
+    db_ssl: SslMode | None = None
+    db_retry_limit: int = Field(default=1, ge=1)
+    db_retry_interval: float = Field(default=1, ge=0)
+    db_embedded_dir: Path = Path(".data/postgres")
+
+    app_host: str = "127.0.0.1"
+    app_port: int = Field(default=8000, ge=0, le=65535)
+    app_max_body_bytes: int = Field(default=64 * 1024, ge=1)
+
+    @field_validator("db_driver")
+    @classmethod
+    def _postgres_driver(cls, value: str) -> str:
+        if value not in POSTGRES_DRIVERS:
+            raise ValueError(f"must be one of {', '.join(POSTGRES_DRIVERS)}")
+        return value
+
+    @field_validator("db_dsn")
+    @classmethod
+    def _parsable_dsn(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            url = make_url(value)
+        except ArgumentError:
+            raise ValueError("not a URL such as postgresql://user:password@host:5432/db") from None
+        if url.drivername not in POSTGRES_DRIVERS:
+            raise ValueError(f"scheme must be one of {', '.join(POSTGRES_DRIVERS)}")
+        return value
+
+    @property
+    def embedded(self) -> bool:
+        """No server configured: the service runs its own PostgreSQL."""
+        return self.db_dsn is None and self.db_host is None
+
+    def database_url(self, server_url: str | None = None) -> URL:
+        """The application database: DB_DSN wins over the individual DB_* variables.
+
+        `server_url` is the embedded server's address, used when no server is configured.
+        """
+        if self.db_dsn is not None:
+            url = make_url(self.db_dsn)
+            database = url.database
+        elif server_url is not None:
+            url = make_url(server_url)
+            database = self.db_database
+        else:
+            password = self.db_password.get_secret_value() if self.db_password else None
+            url = URL.create(
+                "postgresql",
+                username=self.db_user,
+                password=password,
+                host=self.db_host,
+                port=self.db_port,
+            )
+            database = self.db_database
+        database = database or DEFAULT_DATABASE
+        if self.testing:
+            database += "_test"
+        return url.set(drivername="postgresql", database=database)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The settings, read once per process."""
+    return Settings()
+
+
+def get_settings_or_exit() -> Settings:
+    """The settings, or exit with one line naming each bad variable (no traceback)."""
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'_'.join(map(str, error['loc'])).upper()}: {error['msg']}" for error in exc.errors()
+        )
+        sys.exit(f"user-service: invalid configuration: {problems}")

@@ -1,0 +1,181 @@
+"""PostgreSQL plumbing: the schema's metadata, the embedded server, the asyncpg pool."""
+
+import asyncio
+import json
+import logging
+import os
+import warnings
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from functools import cache
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import asyncpg
+from fastapi import Depends, Request
+from sqlalchemy import MetaData
+from sqlalchemy.engine import URL
+
+from .config import Settings
+
+logger = logging.getLogger(__name__)
+
+# Every feature module defines its tables on this metadata, so Alembic sees them all.
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# What a database that is down, starting or unreachable raises; worth retrying.
+UNAVAILABLE = (
+    OSError,
+    TimeoutError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.TooManyConnectionsError,
+)
+
+T = TypeVar("T")
+
+
+@cache
+def start_embedded(directory: Path, *, delete_on_exit: bool = False) -> str:
+    """Start (or join) the embedded PostgreSQL keeping its data in `directory`; its URL.
+
+    The server stops when the last process using it exits (at exit, not on a signal).
+    """
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset, and falls back well.
+        warnings.simplefilter("ignore")
+        from pgserver.postgres_server import get_server  # only the embedded mode needs it
+
+    directory = directory.resolve()
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    _forget_dead_users(directory)
+    server = get_server(directory, cleanup_mode="delete" if delete_on_exit else "stop")
+    logger.info(
+        "Embedded PostgreSQL is running with its data in %s "
+        "(set DB_DSN or DB_HOST to use your own server instead)",
+        directory,
+    )
+    return server.get_uri()
+
+
+def _forget_dead_users(directory: Path) -> None:
+    # pgserver stops the server when the last process on its list exits; a process killed
+    # before it could take itself off (kill -9, a crash) would keep the server up for good.
+    users = directory / ".handle_pids.json"
+    if users.exists():
+        users.write_text(json.dumps([pid for pid in json.loads(users.read_text()) if _alive(pid)]))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def resolve_url(settings: Settings) -> URL:
+    """The application database's URL, starting the embedded server when none is configured."""
+    server_url = start_embedded(settings.db_embedded_dir) if settings.embedded else None
+    return settings.database_url(server_url)
+
+
+def dsn(url: URL) -> str:
+    """`url` as a libpq-style DSN that asyncpg accepts, password included."""
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def safe(url: URL) -> str:
+    """`url` for logs and messages: the password is masked."""
+    return url.render_as_string(hide_password=True)
+
+
+async def retrying(connect: Callable[[], Awaitable[T]], url: URL, settings: Settings) -> T:
+    """Run `connect`, retrying per DB_RETRY_LIMIT / DB_RETRY_INTERVAL while the database is
+    unavailable, and log every attempt."""
+    for attempt in range(1, settings.db_retry_limit + 1):
+        logger.info(
+            "Connecting to the database %s (attempt %d of %d)",
+            safe(url),
+            attempt,
+            settings.db_retry_limit,
+        )
+        try:
+            return await connect()
+        except UNAVAILABLE as exc:
+            if attempt == settings.db_retry_limit:
+                raise
+            logger.warning(
+                "Database unavailable (%s); retrying in %ss", exc, settings.db_retry_interval
+            )
+            await asyncio.sleep(settings.db_retry_interval)
+    raise AssertionError("unreachable: db_retry_limit >= 1")
+
+
+async def ensure_database(url: URL, settings: Settings) -> None:
+    """Create the application database if the server does not have it yet."""
+    try:
+        connection = await retrying(lambda: asyncpg.connect(dsn(url)), url, settings)
+    except asyncpg.InvalidCatalogNameError:
+        admin = await asyncpg.connect(dsn(url.set(database="postgres")))
+        try:
+            name = (url.database or "").replace('"', '""')
+            await admin.execute(f'CREATE DATABASE "{name}"')
+            logger.info("Created database %s", url.database)
+        except (asyncpg.DuplicateDatabaseError, asyncpg.UniqueViolationError):
+            pass  # another instance created it meanwhile (the latter when at the same instant)
+        finally:
+            await admin.close()
+    else:
+        await connection.close()
+
+
+def _log_query(record: asyncpg.connection.LoggedQuery) -> None:
+    logger.info("SQL %s (%.2f ms)", record.query, record.elapsed * 1000)
+
+
+async def _init_connection(connection: asyncpg.Connection) -> None:
+    connection.add_query_logger(_log_query)
+
+
+@asynccontextmanager
+async def create_pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
+    """The connection pool for the request path, closed on exit."""
+    url = resolve_url(settings)
+    pool: asyncpg.Pool = await retrying(
+        lambda: asyncpg.create_pool(
+            dsn(url),
+            min_size=settings.db_pool_min_size,
+            max_size=settings.db_pool_max_size,
+            ssl=settings.db_ssl,
+            init=_init_connection if settings.db_echo else None,
+        ),
+        url,
+        settings,
+    )
+    logger.info(
+        "Database connection pool created (min %d, max %d)",
+        settings.db_pool_min_size,
+        settings.db_pool_max_size,
+    )
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+def get_pool(request: Request) -> asyncpg.Pool:
+    """The application's connection pool (a FastAPI dependency)."""
+    pool: asyncpg.Pool = request.app.state.pool
+    return pool
+
+
+DbPool = Annotated[asyncpg.Pool, Depends(get_pool)]

@@ -1,0 +1,144 @@
+"""One error mechanism: every error leaves as an RFC 9457 problem (application/problem+json)."""
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException
+from starlette.routing import Match
+
+from .database import UNAVAILABLE
+
+logger = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+RETRY_AFTER_SECONDS = 5
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+class Problem(BaseModel):
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+
+
+class FieldError(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ValidationProblem(Problem):
+    errors: list[FieldError]
+
+
+class AppError(Exception):
+    """Base of the errors a feature raises; carries its HTTP status."""
+
+    status_code = HTTPStatus.INTERNAL_SERVER_ERROR
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class NotFoundError(AppError):
+    status_code = HTTPStatus.NOT_FOUND
+
+
+def problem(
+    status: int,
+    detail: str,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    """A problem-details response; `title` is the status's standard phrase."""
+    body = {"type": "about:blank", "title": HTTPStatus(status).phrase, "status": status}
+    return JSONResponse(
+        {**body, "detail": detail, **extra},
+        status_code=status,
+        headers=headers,
+        media_type=PROBLEM_JSON,
+    )
+
+
+def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` entries documenting these error statuses as problems."""
+    return {
+        status: {
+            "model": ValidationProblem if status == 422 else Problem,
+            "description": HTTPStatus(status).phrase,
+            "content": {PROBLEM_JSON: {}},
+        }
+        for status in statuses
+    }
+
+
+def _describe(error: Any) -> FieldError:
+    return FieldError(loc=list(error["loc"]), msg=error["msg"], type=error["type"])
+
+
+async def _app_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AppError)
+    return problem(exc.status_code, exc.detail)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    headers = dict(exc.headers or {})
+    if exc.status_code == HTTPStatus.METHOD_NOT_ALLOWED:
+        # Starlette names the methods of the first route on the path only.
+        headers["Allow"] = ", ".join(_allowed_methods(request))
+    return problem(exc.status_code, exc.detail, headers)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    return [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL
+            for route in request.app.router.routes
+        )
+    ]
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [_describe(error) for error in exc.errors()]
+    fields = ", ".join(".".join(map(str, error.loc)) for error in errors)
+    return problem(
+        HTTPStatus.UNPROCESSABLE_ENTITY,
+        f"Invalid request: {fields}",
+        errors=[error.model_dump() for error in errors],
+    )
+
+
+async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    logger.warning("Database unavailable: %r", exc)
+    return problem(
+        HTTPStatus.SERVICE_UNAVAILABLE,
+        "The database is unavailable; try again shortly.",
+        {"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    # The traceback goes to the log only: a response never shows internals.
+    logger.error("Unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return problem(HTTPStatus.INTERNAL_SERVER_ERROR, "An unexpected error occurred.")
+
+
+def install(app: FastAPI) -> None:
+    """Route every error the app can raise to its problem response."""
+    app.add_exception_handler(AppError, _app_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    for error in UNAVAILABLE:
+        app.add_exception_handler(error, _database_unavailable)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,59 @@
+"""Request guards shared by every feature: body size and content type."""
+
+from http import HTTPStatus
+
+from fastapi import Depends, HTTPException, Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .errors import problem
+
+
+class BodySizeLimit:
+    """Answer 413 to a request body over `max_bytes`, declared or streamed, before it is read."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length", b"0")
+        if not declared.isdigit() or int(declared) > self.max_bytes:
+            await problem(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, self._detail)(scope, receive, send)
+            return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:
+                # FastAPI passes an HTTPException raised while reading the body through as is.
+                raise HTTPException(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, self._detail)
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+    @property
+    def _detail(self) -> str:
+        return f"The request body is larger than {self.max_bytes} bytes."
+
+
+def _require_json(request: Request) -> None:
+    content_type = request.headers.get("content-type")
+    if content_type is None:
+        return  # parsed as JSON, as FastAPI does
+    media_type = content_type.partition(";")[0].strip().lower()
+    is_json = media_type == "application/json" or (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    )
+    if not is_json:
+        raise HTTPException(
+            HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+            f"Content-Type must be application/json, not {media_type or 'empty'}.",
+        )
+
+
+JSON_BODY = Depends(_require_json)

@@ -1,0 +1,53 @@
+"""The application factory: plumbing, then every feature module found by entry point."""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.metadata import entry_points
+from types import ModuleType
+
+from fastapi import FastAPI
+
+from . import errors
+from .config import get_settings
+from .database import create_pool
+from .http import BodySizeLimit
+
+logger = logging.getLogger(__name__)
+
+MODULES_GROUP = "user_service.modules"
+
+
+def load_modules(app: FastAPI | None = None) -> list[ModuleType]:
+    """Import every feature module registered under `user_service.modules`; mount each
+    on `app` through its `init_app(app)` when given."""
+    modules = []
+    for entry_point in sorted(entry_points(group=MODULES_GROUP), key=lambda ep: ep.name):
+        logger.info("Loading module: %s", entry_point.name)
+        module = entry_point.load()
+        init_app = getattr(module, "init_app", None)
+        if app is not None and init_app is not None:
+            init_app(app)
+        modules.append(module)
+    return modules
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async with create_pool(get_settings()) as pool:
+        app.state.pool = pool
+        yield
+
+
+def get_app() -> FastAPI:
+    settings = get_settings()
+    app = FastAPI(
+        title="user-service",
+        summary="Add, read, rename, list and delete users.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.app_max_body_bytes)
+    load_modules(app)
+    return app

@@ -1,0 +1,46 @@
+"""All SQL for users, in one place."""
+
+import asyncpg
+
+from .schemas import UserRead
+
+
+def _user(row: asyncpg.Record) -> UserRead:
+    return UserRead(id=row["id"], nickname=row["nickname"])
+
+
+async def get(pool: asyncpg.Pool, *, user_id: int) -> UserRead | None:
+    """The user with this id, if any."""
+    row = await pool.fetchrow("SELECT id, nickname FROM users WHERE id = $1", user_id)
+    return _user(row) if row else None
+
+
+async def create(pool: asyncpg.Pool, *, nickname: str) -> UserRead:
+    """Insert a user and return it with its new id."""
+    row = await pool.fetchrow(
+        "INSERT INTO users (nickname) VALUES ($1) RETURNING id, nickname", nickname
+    )
+    assert row is not None  # INSERT ... RETURNING always yields the row
+    return _user(row)
+
+
+async def rename(pool: asyncpg.Pool, *, user_id: int, nickname: str) -> UserRead | None:
+    """Set a user's nickname; None when there is no such user."""
+    row = await pool.fetchrow(
+        "UPDATE users SET nickname = $2 WHERE id = $1 RETURNING id, nickname", user_id, nickname
+    )
+    return _user(row) if row else None
+
+
+async def delete(pool: asyncpg.Pool, *, user_id: int) -> bool:
+    """Delete a user; False when there was none (so of concurrent deletes, one wins)."""
+    deleted = await pool.fetchval("DELETE FROM users WHERE id = $1 RETURNING id", user_id)
+    return deleted is not None
+
+
+async def list_after(pool: asyncpg.Pool, *, after: int, limit: int) -> tuple[list[UserRead], bool]:
+    """Up to `limit` users with ids above `after`, by id; and whether more follow."""
+    rows = await pool.fetch(
+        "SELECT id, nickname FROM users WHERE id > $1 ORDER BY id LIMIT $2", after, limit + 1
+    )
+    return [_user(row) for row in rows[:limit]], len(rows) > limit

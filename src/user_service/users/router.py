@@ -1,0 +1,79 @@
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Response
+
+from .. import errors
+from ..database import DbPool
+from ..http import JSON_BODY
+from . import repository
+from .schemas import UserCreate, UserDeleted, UserPage, UserRead, UserUpdate
+
+MAX_ID = 2**63 - 1  # ids are PostgreSQL bigints
+
+UserId = Annotated[int, Path(ge=1, le=MAX_ID, description="The user's id.")]
+
+router = APIRouter(prefix="/users", tags=["users"])
+
+
+def _not_found(user_id: int) -> errors.NotFoundError:
+    return errors.NotFoundError(f"User {user_id} does not exist.")
+
+
+CREATED: dict[str, Any] = {
+    "description": "Created",
+    "headers": {"Location": {"description": "The new user's URL.", "schema": {"type": "string"}}},
+}
+
+
+@router.post(
+    "",
+    status_code=201,
+    dependencies=[JSON_BODY],
+    responses={201: CREATED, **errors.responses(413, 415, 422, 503)},
+)
+async def create_user(body: UserCreate, pool: DbPool, response: Response) -> UserRead:
+    """Add a user; `name` becomes its nickname."""
+    user = await repository.create(pool, nickname=body.name)
+    response.headers["Location"] = f"{router.prefix}/{user.id}"
+    return user
+
+
+@router.get("", responses=errors.responses(422, 503))
+async def list_users(
+    pool: DbPool,
+    limit: Annotated[int, Query(ge=1, le=100, description="Page size.")] = 50,
+    after: Annotated[
+        int, Query(ge=0, le=MAX_ID, description="Return users with ids above this cursor.")
+    ] = 0,
+) -> UserPage:
+    """List users by ascending id; pass `next_cursor` as `after` for the next page."""
+    users, more = await repository.list_after(pool, after=after, limit=limit)
+    return UserPage(items=users, next_cursor=users[-1].id if more else None)
+
+
+@router.get("/{user_id}", responses=errors.responses(404, 422, 503))
+async def get_user(user_id: UserId, pool: DbPool) -> UserRead:
+    """Read one user."""
+    user = await repository.get(pool, user_id=user_id)
+    if user is None:
+        raise _not_found(user_id)
+    return user
+
+
+@router.patch(
+    "/{user_id}", dependencies=[JSON_BODY], responses=errors.responses(404, 413, 415, 422, 503)
+)
+async def update_user(user_id: UserId, body: UserUpdate, pool: DbPool) -> UserRead:
+    """Rename a user."""
+    user = await repository.rename(pool, user_id=user_id, nickname=body.name)
+    if user is None:
+        raise _not_found(user_id)
+    return user
+
+
+@router.delete("/{user_id}", responses=errors.responses(404, 422, 503))
+async def delete_user(user_id: UserId, pool: DbPool) -> UserDeleted:
+    """Delete a user."""
+    if not await repository.delete(pool, user_id=user_id):
+        raise _not_found(user_id)
+    return UserDeleted(id=user_id)

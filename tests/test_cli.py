@@ -1,0 +1,124 @@
+"""The `user-service` command as operators use it."""
+
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+import httpx2
+import pytest
+
+from tests.support import CLI, Server
+
+
+def without_database() -> dict[str, str]:
+    """This environment less the test database's address."""
+    return {key: value for key, value in os.environ.items() if key != "DB_DSN"}
+
+
+def run_cli(
+    *args: str, env: dict[str, str], cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [CLI, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        ({"DB_PORT": "abc"}, "DB_PORT"),
+        ({"DB_DSN": "not a url"}, "DB_DSN"),
+        ({"DB_DSN": "mysql://root@localhost/db"}, "DB_DSN"),
+        ({"DB_POOL_MAX_SIZE": "0"}, "DB_POOL_MAX_SIZE"),
+        ({"DB_SSL": "sometimes"}, "DB_SSL"),
+        ({"APP_PORT": "http"}, "APP_PORT"),
+    ],
+)
+def test_bad_setting_stops_with_one_line_naming_it(env: dict[str, str], variable: str) -> None:
+    result = run_cli("serve", env={**os.environ, **env})
+
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("user-service: invalid configuration:")
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert variable in result.stderr
+
+
+def test_unreachable_database_is_retried_then_reported_without_the_password() -> None:
+    env = {
+        **without_database(),
+        "DB_HOST": "127.0.0.1",
+        "DB_PORT": "1",  # nothing listens there
+        "DB_USER": "someone",
+        "DB_PASSWORD": "hunter2-secret",
+        "DB_RETRY_LIMIT": "3",
+        "DB_RETRY_INTERVAL": "0.1",
+    }
+    result = run_cli("migrate", env=env)
+
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    for attempt in (1, 2, 3):
+        assert f"(attempt {attempt} of 3)" in result.stderr
+    assert "postgresql://someone:***@127.0.0.1:1/user_service_test" in result.stderr
+    assert "hunter2-secret" not in result.stderr + result.stdout
+    assert (
+        result.stderr.strip().splitlines()[-1].startswith("user-service: cannot use the database")
+    )
+
+
+def test_dsn_in_dotenv_wins_over_db_host_in_environment(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text(f"DB_DSN={os.environ['DB_DSN']}\n")
+    env = {**without_database(), "DB_HOST": "127.0.0.1", "DB_PORT": "1"}
+
+    result = run_cli("migrate", env=env, cwd=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+
+
+def test_environment_wins_over_dotenv(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("DB_PORT=not-a-port\n")
+    env = {**without_database(), "DB_HOST": "127.0.0.1", "DB_PORT": "1", "DB_RETRY_LIMIT": "1"}
+
+    result = run_cli("migrate", env=env, cwd=tmp_path)
+
+    assert "invalid configuration" not in result.stderr
+    assert "127.0.0.1:1" in result.stderr
+
+
+def test_embedded_database_keeps_data_across_restarts(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    env = {**without_database(), "DB_EMBEDDED_DIR": str(data)}
+
+    first = Server(env)
+    user = httpx2.post(f"{first.url}/users", json={"name": "survivor"}).json()
+    code, log = first.stop()
+    assert code == 0, log
+    assert f"Embedded PostgreSQL is running with its data in {data}" in log, log
+    assert "set DB_DSN or DB_HOST" in log
+    assert not (data / "postmaster.pid").exists(), "the embedded server outlived the service"
+
+    second = Server(env)
+    try:
+        response = httpx2.get(f"{second.url}/users/{user['id']}")
+    finally:
+        code, log = second.stop()
+    assert response.json() == {"id": user["id"], "nickname": "survivor"}
+    assert code == 0, log
+    assert not (data / "postmaster.pid").exists()
+
+
+def test_ctrl_c_stops_cleanly_too() -> None:
+    live = Server()
+    live.process.send_signal(signal.SIGINT)
+    output, _ = live.process.communicate(timeout=30)
+    assert live.process.returncode == 0, output
+    assert "Application shutdown complete" in output
+
+
+def test_help_lists_the_commands() -> None:
+    result = run_cli("--help", env=dict(os.environ))
+    assert result.returncode == 0
+    for command in ("serve", "migrate", "downgrade"):
+        assert command in result.stdout

@@ -1,0 +1,66 @@
+"""The application factory: feature modules come from entry points; plumbing errors map
+to problems."""
+
+import textwrap
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from user_service.config import get_settings
+from user_service.main import get_app
+
+
+def test_module_registered_only_by_entry_point_is_mounted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "greetings_plugin.py").write_text(
+        textwrap.dedent(
+            """
+            from fastapi import APIRouter
+
+            router = APIRouter()
+
+            @router.get("/greetings")
+            async def greet() -> dict[str, str]:
+                return {"hello": "world"}
+
+            def init_app(app):
+                app.include_router(router)
+            """
+        )
+    )
+    dist_info = tmp_path / "greetings_plugin-1.0.dist-info"
+    dist_info.mkdir()
+    (dist_info / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: greetings-plugin\nVersion: 1.0\n"
+    )
+    (dist_info / "entry_points.txt").write_text(
+        "[user_service.modules]\ngreetings = greetings_plugin\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    with TestClient(get_app()) as client:
+        assert client.get("/greetings").json() == {"hello": "world"}
+        assert client.post("/users", json={"name": "still here"}).status_code == 201
+
+
+def test_unreachable_database_answers_503_with_retry_after(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("DB_DSN", raising=False)
+    monkeypatch.setenv("DB_HOST", "127.0.0.1")
+    monkeypatch.setenv("DB_PORT", "1")  # nothing listens there
+    monkeypatch.setenv("DB_POOL_MIN_SIZE", "0")  # start without connecting
+    get_settings.cache_clear()
+    try:
+        with TestClient(get_app(), raise_server_exceptions=False) as client:
+            response = client.get("/users/1")
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+
+    assert response.status_code == 503
+    assert response.headers["content-type"] == "application/problem+json"
+    assert int(response.headers["retry-after"]) > 0
+    assert "127.0.0.1" not in response.text
