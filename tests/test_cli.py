@@ -117,6 +117,14 @@ def test_ctrl_c_stops_cleanly_too() -> None:
     assert "Application shutdown complete" in output
 
 
+def test_db_echo_logs_each_statement() -> None:
+    live = Server({**os.environ, "DB_ECHO": "true"})
+    httpx2.get(f"{live.url}/users/1")
+    code, log = live.stop()
+    assert code == 0, log
+    assert "SQL SELECT id, nickname FROM users WHERE id = $1" in log
+
+
 def test_help_lists_the_commands() -> None:
     result = run_cli("--help", env=dict(os.environ))
     assert result.returncode == 0

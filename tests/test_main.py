@@ -25,6 +25,10 @@ def test_module_registered_only_by_entry_point_is_mounted(
             async def greet() -> dict[str, str]:
                 return {"hello": "world"}
 
+            @router.get("/broken")
+            async def broken() -> None:
+                raise RuntimeError("SELECT secret FROM internals")
+
             def init_app(app):
                 app.include_router(router)
             """
@@ -40,9 +44,17 @@ def test_module_registered_only_by_entry_point_is_mounted(
     )
     monkeypatch.syspath_prepend(str(tmp_path))
 
-    with TestClient(get_app()) as client:
+    with TestClient(get_app(), raise_server_exceptions=False) as client:
         assert client.get("/greetings").json() == {"hello": "world"}
         assert client.post("/users", json={"name": "still here"}).status_code == 201
+
+        broken = client.get("/broken")
+        # An internal error is a plain 500 problem: no message, SQL or traceback leaks out.
+        assert broken.status_code == 500
+        assert broken.headers["content-type"] == "application/problem+json"
+        assert broken.json()["detail"] == "An unexpected error occurred."
+        assert "secret" not in broken.text
+        assert "Traceback" not in broken.text
 
 
 def test_unreachable_database_answers_503_with_retry_after(

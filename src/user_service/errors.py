@@ -90,11 +90,12 @@ async def _app_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
-    headers = dict(exc.headers or {})
+    headers, detail = dict(exc.headers or {}), exc.detail
     if exc.status_code == HTTPStatus.METHOD_NOT_ALLOWED:
         # Starlette names the methods of the first route on the path only.
         headers["Allow"] = ", ".join(_allowed_methods(request))
-    return problem(exc.status_code, exc.detail, headers)
+        detail = f"{request.method} is not allowed here; use {headers['Allow']}."
+    return problem(exc.status_code, detail, headers)
 
 
 def _allowed_methods(request: Request) -> list[str]:

@@ -1,0 +1,1 @@
+"""user-service: a user-management HTTP service on FastAPI and PostgreSQL."""
