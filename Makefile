@@ -18,7 +18,7 @@ help:  ## list the targets
 	.tools/bin/python -m pip install --quiet uv==$(UV_VERSION)
 
 install: | $(UV)  ## create .venv from the committed uv.lock
-	$(UV) sync --locked
+	$(UV) sync --locked --extra embedded
 
 run: install  ## serve on APP_HOST:APP_PORT (default 127.0.0.1:8000), migrations first
 	$(UV) run --locked --no-sync user-service serve
