@@ -38,6 +38,19 @@ def _fresh_tables(database_url: str) -> Iterator[None]:
 
 
 @pytest.fixture
+def unreachable_database(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Settings naming a server nobody listens on; the pool starts without connecting."""
+    monkeypatch.delenv("DB_DSN", raising=False)
+    monkeypatch.setenv("DB_HOST", "127.0.0.1")
+    monkeypatch.setenv("DB_PORT", "1")
+    monkeypatch.setenv("DB_POOL_MIN_SIZE", "0")
+    get_settings.cache_clear()
+    yield
+    monkeypatch.undo()
+    get_settings.cache_clear()
+
+
+@pytest.fixture
 def client() -> Iterator[TestClient]:
     """The app in this process, its lifespan (pool) running."""
     with TestClient(get_app(), raise_server_exceptions=False) as test_client:

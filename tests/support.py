@@ -1,7 +1,8 @@
-"""Helpers for tests: SQL on the side, and the service as a child process."""
+"""Helpers for tests: SQL on the side, the service as a child process, PostgreSQL servers."""
 
 import asyncio
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -35,12 +36,12 @@ def free_port() -> int:
 class Server:
     """`user-service serve` in a child process, as users run it."""
 
-    def __init__(self, env: dict[str, str] | None = None) -> None:
+    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
         """Serve with `env` as the whole environment (default: this process's)."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process = subprocess.Popen(
-            [CLI, "serve", "--port", str(self.port)],
+            [CLI, "serve", "--port", str(self.port), *args],
             env=dict(os.environ) if env is None else env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -54,10 +55,11 @@ class Server:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited early:\n{self.stop()[1]}")
             try:
-                httpx2.get(f"{self.url}/openapi.json", timeout=1)
-                return
+                if httpx2.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    return
             except httpx2.TransportError:
-                time.sleep(0.1)
+                pass
+            time.sleep(0.1)
         self.process.kill()
         raise TimeoutError("server did not come up")
 
@@ -66,3 +68,65 @@ class Server:
         self.process.terminate()
         output, _ = self.process.communicate(timeout=30)
         return self.process.returncode, output
+
+    def workers(self) -> list[int]:
+        """The pids of the server's worker processes."""
+        pid = self.process.pid
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        return sorted(int(child) for child in children)
+
+
+def without_database() -> dict[str, str]:
+    """This environment less the test database's address."""
+    return {key: value for key, value in os.environ.items() if key != "DB_DSN"}
+
+
+class Postgres:
+    """A PostgreSQL server of the test's own, on a TCP port, to stop, start and configure;
+    built from the binaries the `pgserver` package ships."""
+
+    def __init__(self, directory: Path, config: str = "", hba: str = "") -> None:
+        from pgserver._commands import POSTGRES_BIN_PATH
+        from pgserver.utils import ensure_user_exists
+
+        self.bin = POSTGRES_BIN_PATH
+        self.port = free_port()
+        self.data = directory / "pgdata"
+        self.data.mkdir(parents=True)
+        self.user: str | None = None
+        if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+            self.user = "pgserver"
+            ensure_user_exists(self.user)
+            for path in (directory, *directory.parents):
+                path.chmod(path.stat().st_mode | 0o005)
+            shutil.chown(self.data, self.user, self.user)
+        self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
+        with (self.data / "postgresql.conf").open("a") as conf:
+            conf.write(
+                f"listen_addresses = '127.0.0.1'\nport = {self.port}\n"
+                f"unix_socket_directories = '{self.data}'\n{config}\n"
+            )
+        if hba:
+            (self.data / "pg_hba.conf").write_text(hba)
+        self.start()
+
+    def _run(self, program: str, *args: str) -> None:
+        subprocess.run(
+            [str(self.bin / program), *args], user=self.user, check=True, capture_output=True
+        )
+
+    def own(self, path: Path, mode: int = 0o600) -> None:
+        """Let the server read `path` (a key file, say), and only it."""
+        if self.user:
+            shutil.chown(path, self.user, self.user)
+        path.chmod(mode)
+
+    def start(self) -> None:
+        log = str(self.data / "log")
+        self._run("pg_ctl", "-D", str(self.data), "-l", log, "-w", "start")
+
+    def stop(self) -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+    def dsn(self, database: str = "postgres") -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"

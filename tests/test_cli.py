@@ -8,12 +8,7 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from tests.support import CLI, Server
-
-
-def without_database() -> dict[str, str]:
-    """This environment less the test database's address."""
-    return {key: value for key, value in os.environ.items() if key != "DB_DSN"}
+from tests.support import CLI, Server, without_database
 
 
 def run_cli(
@@ -91,7 +86,7 @@ def test_embedded_database_keeps_data_across_restarts(tmp_path: Path) -> None:
     data = tmp_path / "data"
     env = {**without_database(), "DB_EMBEDDED_DIR": str(data)}
 
-    first = Server(env)
+    first = Server(env=env)
     user = httpx2.post(f"{first.url}/users", json={"name": "survivor"}).json()
     code, log = first.stop()
     assert code == 0, log
@@ -99,7 +94,7 @@ def test_embedded_database_keeps_data_across_restarts(tmp_path: Path) -> None:
     assert "set DB_DSN or DB_HOST" in log
     assert not (data / "postmaster.pid").exists(), "the embedded server outlived the service"
 
-    second = Server(env)
+    second = Server(env=env)
     try:
         response = httpx2.get(f"{second.url}/users/{user['id']}")
     finally:
@@ -118,7 +113,7 @@ def test_ctrl_c_stops_cleanly_too() -> None:
 
 
 def test_db_echo_logs_each_statement() -> None:
-    live = Server({**os.environ, "DB_ECHO": "true"})
+    live = Server(env={**os.environ, "DB_ECHO": "true"})
     httpx2.get(f"{live.url}/users/1")
     code, log = live.stop()
     assert code == 0, log

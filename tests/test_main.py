@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from user_service.config import get_settings
 from user_service.main import get_app
 
 
@@ -57,22 +56,14 @@ def test_module_registered_only_by_entry_point_is_mounted(
         assert "Traceback" not in broken.text
 
 
-def test_unreachable_database_answers_503_with_retry_after(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.delenv("DB_DSN", raising=False)
-    monkeypatch.setenv("DB_HOST", "127.0.0.1")
-    monkeypatch.setenv("DB_PORT", "1")  # nothing listens there
-    monkeypatch.setenv("DB_POOL_MIN_SIZE", "0")  # start without connecting
-    get_settings.cache_clear()
-    try:
-        with TestClient(get_app(), raise_server_exceptions=False) as client:
-            response = client.get("/users/1")
-    finally:
-        monkeypatch.undo()
-        get_settings.cache_clear()
+@pytest.mark.usefixtures("unreachable_database")
+def test_unreachable_database_answers_503_with_retry_after() -> None:
+    with TestClient(get_app()) as client:
+        response = client.get("/users/1")
+        metrics = client.get("/metrics").text
 
     assert response.status_code == 503
     assert response.headers["content-type"] == "application/problem+json"
     assert int(response.headers["retry-after"]) > 0
     assert "127.0.0.1" not in response.text
+    assert 'db_errors_total{error="ConnectionRefusedError"}' in metrics

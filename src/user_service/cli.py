@@ -1,44 +1,39 @@
 """The `user-service` command."""
 
 import argparse
-import logging
-import signal
+import logging.config
+import shutil
 import sys
 from collections.abc import Sequence
 
 import asyncpg
-import uvicorn
 
-from . import migrations
+from . import database, logs, migrations, server
 from .config import Settings, get_settings_or_exit
-from .database import UNAVAILABLE
 
 # Failures an operator fixes in configuration or infrastructure: one line, no traceback.
 _CONNECTION_FAILURES = (
-    *UNAVAILABLE,
+    *database.UNAVAILABLE,
     asyncpg.InvalidAuthorizationSpecificationError,
     asyncpg.InvalidCatalogNameError,
+    database.NoDatabaseError,
 )
 
 
-def _exit_cleanly(signum: int, frame: object) -> None:
-    raise SystemExit(0)
-
-
 def _serve(args: argparse.Namespace, settings: Settings) -> None:
-    if args.migrate:
-        migrations.upgrade()
-    # Uvicorn shuts down gracefully on these signals, then raises them again with the handlers
-    # it found: ours turn that into exit 0, running atexit (which stops an embedded database).
-    for stop_signal in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(stop_signal, _exit_cleanly)
-    uvicorn.run(
-        "user_service.asgi:app",
-        host=args.host or settings.app_host,
-        port=settings.app_port if args.port is None else args.port,
-        log_config=None,  # the root logger's format, set in main()
-        server_header=False,
-    )
+    metrics = server.metrics_directory()  # before anything imports prometheus_client
+    try:
+        database.resolve_url(settings)  # the embedded server, if any, starts once, here
+        if args.migrate:
+            migrations.upgrade()
+        server.run(
+            settings,
+            host=args.host or settings.app_host,
+            port=settings.app_port if args.port is None else args.port,
+            workers=args.workers or settings.app_workers,
+        )
+    finally:
+        shutil.rmtree(metrics, ignore_errors=True)
 
 
 def _migrate(args: argparse.Namespace, settings: Settings) -> None:
@@ -59,6 +54,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to listen on (default: APP_HOST)")
     serve.add_argument("--port", type=int, help="port to listen on (default: APP_PORT)")
     serve.add_argument(
+        "--workers", type=int, help="worker processes (default: APP_WORKERS, or one per CPU)"
+    )
+    serve.add_argument(
         "--no-migrate",
         dest="migrate",
         action="store_false",
@@ -78,11 +76,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("pgserver").setLevel(logging.WARNING)  # chatty at INFO
     settings = get_settings_or_exit()
+    logging.config.dictConfig(logs.config(settings.log_format))
     try:
         args.run(args, settings)
     except _CONNECTION_FAILURES as exc:

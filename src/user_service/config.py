@@ -1,5 +1,6 @@
 """Settings: environment first, then `.env`, then defaults (the tutorial's variables)."""
 
+import os
 import sys
 from functools import lru_cache
 from pathlib import Path
@@ -32,13 +33,25 @@ class Settings(BaseSettings):
     db_pool_max_size: int = Field(default=16, ge=1)
     db_echo: bool = False
     db_ssl: SslMode | None = None
+    db_ssl_root_cert: Path | None = None
+    db_pgbouncer: bool = False
     db_retry_limit: int = Field(default=1, ge=1)
     db_retry_interval: float = Field(default=1, ge=0)
+    db_connect_timeout: float = Field(default=5, gt=0)
+    db_acquire_timeout: float = Field(default=5, gt=0)
+    db_statement_timeout: float = Field(default=10, gt=0)
     db_embedded_dir: Path = Path(".data/postgres")
 
     app_host: str = "127.0.0.1"
     app_port: int = Field(default=8000, ge=0, le=65535)
+    app_workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
+    app_graceful_timeout: int = Field(default=20, ge=1)
     app_max_body_bytes: int = Field(default=64 * 1024, ge=1)
+
+    # json for machines (the default outside a terminal), text for people.
+    log_format: Literal["json", "text"] = Field(
+        default_factory=lambda: "text" if sys.stderr.isatty() else "json"
+    )
 
     @field_validator("db_driver")
     @classmethod
@@ -79,7 +92,7 @@ class Settings(BaseSettings):
         else:
             password = self.db_password.get_secret_value() if self.db_password else None
             url = URL.create(
-                "postgresql",
+                self.db_driver,
                 username=self.db_user,
                 password=password,
                 host=self.db_host,

@@ -4,12 +4,13 @@ import asyncio
 import json
 import logging
 import os
+import ssl
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from functools import cache
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import asyncpg
 from fastapi import Depends, Request
@@ -35,12 +36,17 @@ metadata = MetaData(
 UNAVAILABLE = (
     OSError,
     TimeoutError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.PostgresConnectionError,  # SQLSTATE class 08
+    asyncpg.exceptions.OperatorInterventionError,  # class 57: shutting down, terminated
+    asyncpg.ConnectionDoesNotExistError,  # the connection died under a query
     asyncpg.TooManyConnectionsError,
 )
 
 T = TypeVar("T")
+
+
+class NoDatabaseError(RuntimeError):
+    """Neither a server is configured nor the embedded one installed."""
 
 
 @cache
@@ -52,7 +58,13 @@ def start_embedded(directory: Path, *, delete_on_exit: bool = False) -> str:
     with warnings.catch_warnings():
         # platformdirs warns when XDG_RUNTIME_DIR is unset, and falls back well.
         warnings.simplefilter("ignore")
-        from pgserver.postgres_server import get_server  # only the embedded mode needs it
+        try:
+            from pgserver.postgres_server import get_server
+        except ImportError:
+            raise NoDatabaseError(
+                "no database configured: set DB_DSN or DB_HOST "
+                "(or install user-service[embedded] for an embedded PostgreSQL)"
+            ) from None
 
     directory = directory.resolve()
     directory.parent.mkdir(parents=True, exist_ok=True)
@@ -120,12 +132,23 @@ async def retrying(connect: Callable[[], Awaitable[T]], url: URL, settings: Sett
     raise AssertionError("unreachable: db_retry_limit >= 1")
 
 
+def connect_options(settings: Settings) -> dict[str, Any]:
+    """asyncpg.connect options every connection shares: TLS and the connect timeout."""
+    ssl_option: str | ssl.SSLContext | None = settings.db_ssl
+    if settings.db_ssl_root_cert and settings.db_ssl in ("verify-ca", "verify-full"):
+        context = ssl.create_default_context(cafile=settings.db_ssl_root_cert)
+        context.check_hostname = settings.db_ssl == "verify-full"
+        ssl_option = context
+    return {"ssl": ssl_option, "timeout": settings.db_connect_timeout}
+
+
 async def ensure_database(url: URL, settings: Settings) -> None:
     """Create the application database if the server does not have it yet."""
+    options = connect_options(settings)
     try:
-        connection = await retrying(lambda: asyncpg.connect(dsn(url)), url, settings)
+        connection = await retrying(lambda: asyncpg.connect(dsn(url), **options), url, settings)
     except asyncpg.InvalidCatalogNameError:
-        admin = await asyncpg.connect(dsn(url.set(database="postgres")))
+        admin = await asyncpg.connect(dsn(url.set(database="postgres")), **options)
         try:
             name = (url.database or "").replace('"', '""')
             await admin.execute(f'CREATE DATABASE "{name}"')
@@ -146,17 +169,45 @@ async def _init_connection(connection: asyncpg.Connection) -> None:
     connection.add_query_logger(_log_query)
 
 
+class Database:
+    """The request path's connection pool. Every query waits at most DB_ACQUIRE_TIMEOUT for a
+    connection and DB_STATEMENT_TIMEOUT for its answer, so a saturated or unreachable
+    database fails requests fast (503) instead of queueing them without bound."""
+
+    def __init__(self, pool: asyncpg.Pool, settings: Settings) -> None:
+        self.pool = pool
+        self.acquire_timeout = settings.db_acquire_timeout
+
+    async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
+        async with self.pool.acquire(timeout=self.acquire_timeout) as connection:
+            rows: list[asyncpg.Record] = await connection.fetch(query, *args)
+            return rows
+
+    async def fetchrow(self, query: str, *args: Any) -> asyncpg.Record | None:
+        async with self.pool.acquire(timeout=self.acquire_timeout) as connection:
+            row: asyncpg.Record | None = await connection.fetchrow(query, *args)
+            return row
+
+    async def fetchval(self, query: str, *args: Any) -> Any:
+        async with self.pool.acquire(timeout=self.acquire_timeout) as connection:
+            return await connection.fetchval(query, *args)
+
+
 @asynccontextmanager
-async def create_pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
-    """The connection pool for the request path, closed on exit."""
+async def connect(settings: Settings) -> AsyncIterator[Database]:
+    """The request path's Database, its pool closed on exit."""
     url = resolve_url(settings)
     pool: asyncpg.Pool = await retrying(
         lambda: asyncpg.create_pool(
             dsn(url),
             min_size=settings.db_pool_min_size,
             max_size=settings.db_pool_max_size,
-            ssl=settings.db_ssl,
+            command_timeout=settings.db_statement_timeout,
+            # PgBouncer in transaction mode may run each statement on another server
+            # connection, where a named prepared statement does not exist.
+            statement_cache_size=0 if settings.db_pgbouncer else 100,
             init=_init_connection if settings.db_echo else None,
+            **connect_options(settings),
         ),
         url,
         settings,
@@ -167,15 +218,15 @@ async def create_pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
         settings.db_pool_max_size,
     )
     try:
-        yield pool
+        yield Database(pool, settings)
     finally:
         await pool.close()
 
 
-def get_pool(request: Request) -> asyncpg.Pool:
-    """The application's connection pool (a FastAPI dependency)."""
-    pool: asyncpg.Pool = request.app.state.pool
-    return pool
+def get_db(request: Request) -> Database:
+    """The application's Database (a FastAPI dependency)."""
+    db: Database = request.app.state.db
+    return db
 
 
-DbPool = Annotated[asyncpg.Pool, Depends(get_pool)]
+Db = Annotated[Database, Depends(get_db)]

@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
 from .database import UNAVAILABLE
+from .observability import DB_ERRORS
 
 logger = logging.getLogger(__name__)
 
@@ -122,6 +123,7 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
     logger.warning("Database unavailable: %r", exc)
+    DB_ERRORS.labels(type(exc).__name__).inc()
     return problem(
         HTTPStatus.SERVICE_UNAVAILABLE,
         "The database is unavailable; try again shortly.",

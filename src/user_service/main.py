@@ -1,5 +1,6 @@
 """The application factory: plumbing, then every feature module found by entry point."""
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -8,9 +9,8 @@ from types import ModuleType
 
 from fastapi import FastAPI
 
-from . import errors
+from . import database, errors, health, migrations, observability
 from .config import get_settings
-from .database import create_pool
 from .http import BodySizeLimit
 
 logger = logging.getLogger(__name__)
@@ -34,9 +34,13 @@ def load_modules(app: FastAPI | None = None) -> list[ModuleType]:
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    async with create_pool(get_settings()) as pool:
-        app.state.pool = pool
-        yield
+    async with database.connect(get_settings()) as db:
+        app.state.db = db
+        reporter = asyncio.create_task(observability.report_pool(db.pool))
+        try:
+            yield
+        finally:
+            reporter.cancel()
 
 
 def get_app() -> FastAPI:
@@ -47,7 +51,10 @@ def get_app() -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
     )
+    app.state.schema = migrations.Schema()
     errors.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.app_max_body_bytes)
+    observability.install(app)  # outermost: it sees every request and final status
+    app.include_router(health.router)
     load_modules(app)
     return app

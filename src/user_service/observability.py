@@ -1,0 +1,136 @@
+"""Per-request observation: the X-Request-ID, one log line, Prometheus metrics."""
+
+import asyncio
+import logging
+import os
+import re
+import time
+import uuid
+
+import asyncpg
+from fastapi import APIRouter, FastAPI, Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.multiprocess import MultiProcessCollector
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from . import logs
+
+access_log = logging.getLogger("user_service.access")
+
+# Gauges of several worker processes add up (prometheus-client's multiprocess mode).
+REQUESTS = Counter("http_requests_total", "HTTP requests answered.", ["method", "route", "status"])
+LATENCY = Histogram(
+    "http_request_duration_seconds",
+    "Time to answer an HTTP request.",
+    ["method", "route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+IN_FLIGHT = Gauge(
+    "http_requests_in_flight", "HTTP requests being answered.", multiprocess_mode="livesum"
+)
+POOL_SIZE = Gauge(
+    "db_pool_connections", "Open database connections in the pools.", multiprocess_mode="livesum"
+)
+POOL_IN_USE = Gauge(
+    "db_pool_connections_in_use",
+    "Database connections serving a request.",
+    multiprocess_mode="livesum",
+)
+DB_ERRORS = Counter("db_errors_total", "Requests failed for an unavailable database.", ["error"])
+
+# What a client may send as its X-Request-ID; anything else is replaced by a fresh id.
+_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
+UNMATCHED = "<unmatched>"  # the route label for paths no route matched: bounded cardinality
+
+
+class RequestObserver:
+    """Give each request an id (the client's X-Request-ID or a new one), echo it on the
+    response, and record one log line and the request metrics when it ends."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = dict(scope["headers"]).get(b"x-request-id", b"")
+        rid = incoming if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex.encode()
+        token = logs.request_id.set(rid.decode())
+        status = 500  # what the client gets if the app fails before answering
+        start = time.perf_counter()
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), (b"x-request-id", rid)]
+            await send(message)
+
+        IN_FLIGHT.inc()
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            IN_FLIGHT.dec()
+            elapsed = time.perf_counter() - start
+            route = _template(scope)
+            method = scope["method"]
+            REQUESTS.labels(method, route, status).inc()
+            LATENCY.labels(method, route).observe(elapsed)
+            access_log.info(
+                "%s %s %d %.1fms",
+                method,
+                route,
+                status,
+                elapsed * 1000,
+                extra={
+                    "method": method,
+                    "path": route,
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 3),
+                },
+            )
+            logs.request_id.reset(token)
+
+
+async def report_pool(pool: asyncpg.Pool, interval: float = 1.0) -> None:
+    """Keep the pool gauges current (each worker writes its own; /metrics adds them up)."""
+    while True:
+        POOL_SIZE.set(pool.get_size())
+        POOL_IN_USE.set(pool.get_size() - pool.get_idle_size())
+        await asyncio.sleep(interval)
+
+
+def _template(scope: Scope) -> str:
+    """The path template of the route that answered (FastAPI's own docs routes record only
+    their endpoint: their paths are fixed)."""
+    route = scope.get("route")
+    if route is not None:
+        return str(route.path)
+    return str(scope["path"]) if "endpoint" in scope else UNMATCHED
+
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/metrics")
+def metrics() -> Response:
+    """Prometheus metrics of every worker process."""
+    registry = REGISTRY
+    if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def install(app: FastAPI) -> None:
+    app.add_middleware(RequestObserver)
+    app.include_router(router)

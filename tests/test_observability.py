@@ -1,0 +1,87 @@
+"""Request ids, one structured log line per request, Prometheus metrics across workers."""
+
+import asyncio
+import json
+import os
+import re
+
+import httpx2
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.support import Server
+
+
+def test_request_id_is_echoed(client: TestClient) -> None:
+    response = client.get("/healthz", headers={"X-Request-ID": "abc-123"})
+    assert response.headers["x-request-id"] == "abc-123"
+
+
+@pytest.mark.parametrize("sent", [None, b"", b"x" * 129, "evil\u2028id".encode(), b"<script>"])
+def test_request_id_is_replaced_when_missing_or_unfit(
+    client: TestClient, sent: bytes | None
+) -> None:
+    headers = {} if sent is None else {"X-Request-ID": sent}
+    generated = client.get("/users/1", headers=headers).headers["x-request-id"]
+    assert re.fullmatch(r"[0-9a-f]{32}", generated)
+    assert client.get("/users/1").headers["x-request-id"] != generated
+
+
+def test_each_request_is_one_json_log_line_with_its_id() -> None:
+    live = Server(env={**os.environ, "LOG_FORMAT": "json"})
+    created = httpx2.post(
+        f"{live.url}/users", json={"name": "logged"}, headers={"X-Request-ID": "req-1"}
+    )
+    httpx2.get(f"{live.url}/users/{created.json()['id']}", headers={"X-Request-ID": "req-2"})
+    httpx2.get(f"{live.url}/nowhere", headers={"X-Request-ID": "req-3"})
+    code, log = live.stop()
+    assert code == 0, log
+
+    lines = [json.loads(line) for line in log.splitlines()]  # every line is JSON
+    access = {line["request_id"]: line for line in lines if line["logger"] == "user_service.access"}
+    assert {key: access["req-1"][key] for key in ("method", "path", "status")} == {
+        "method": "POST",
+        "path": "/users",
+        "status": 201,
+    }
+    assert access["req-2"]["path"] == "/users/{user_id}"  # the template, not the id
+    assert access["req-3"]["path"] == "<unmatched>"
+    assert access["req-3"]["status"] == 404
+    assert all(line["duration_ms"] > 0 for line in access.values())
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """The sum of a metric's samples whose labels include `labels`."""
+    total = 0.0
+    for line in text.splitlines():
+        match = re.fullmatch(rf"{name}(?:\{{(.*)\}})? (\S+)", line)
+        if match and all(f'{k}="{v}"' in (match[1] or "") for k, v in labels.items()):
+            total += float(match[2])
+    return total
+
+
+def test_metrics_count_every_request_across_workers() -> None:
+    live = Server("--workers", "2", env={**os.environ, "LOG_FORMAT": "json"})
+    try:
+        route = "/users/{user_id}"
+        before = metric(httpx2.get(f"{live.url}/metrics").text, "http_requests_total", route=route)
+
+        async def load() -> list[int]:
+            async with httpx2.AsyncClient(base_url=live.url) as client:
+                responses = await asyncio.gather(*(client.get("/users/999") for _ in range(100)))
+            return [response.status_code for response in responses]
+
+        assert asyncio.run(load()) == [404] * 100
+        text = httpx2.get(f"{live.url}/metrics").text
+    finally:
+        code, log = live.stop()
+    assert code == 0, log
+
+    served_by = {
+        entry["pid"] for entry in map(json.loads, log.splitlines()) if entry.get("path") == route
+    }
+    assert len(served_by) == 2  # both workers answered some: the counts below add them up
+    assert metric(text, "http_requests_total", route=route, status="404") - before == 100
+    assert metric(text, "http_request_duration_seconds_count", route=route) - before == 100
+    assert metric(text, "http_requests_in_flight") == 1  # the scrape itself
+    assert metric(text, "db_pool_connections") >= 2  # at least one per worker

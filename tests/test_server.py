@@ -1,0 +1,106 @@
+"""The multi-process server: drains on SIGTERM, replaces a dead worker."""
+
+import asyncio
+import os
+import signal
+import time
+
+import asyncpg
+import httpx2
+
+from tests.support import Server, run_sql
+from tests.test_observability import metric
+
+
+def in_flight(server: Server) -> float:
+    return metric(httpx2.get(f"{server.url}/metrics").text, "http_requests_in_flight") - 1
+
+
+def test_sigterm_lets_in_flight_requests_finish(database_url: str) -> None:
+    live = Server("--workers", "2", env={**os.environ, "DB_ACQUIRE_TIMEOUT": "30"})
+
+    async def scenario() -> tuple[list[int], float]:
+        # Hold the users table so that creates stay in flight while the server is told to stop.
+        blocker = await asyncpg.connect(database_url)
+        try:
+            async with httpx2.AsyncClient(base_url=live.url, timeout=30) as client:
+                async with blocker.transaction():
+                    await blocker.execute("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
+                    creates = [
+                        asyncio.create_task(client.post("/users", json={"name": f"in flight {n}"}))
+                        for n in range(20)
+                    ]
+                    async with asyncio.timeout(10):
+                        while in_flight(live) < 20:  # noqa: ASYNC110 (polling the server)
+                            await asyncio.sleep(0.05)
+                    live.process.send_signal(signal.SIGTERM)
+                    await asyncio.sleep(1)
+                    assert live.process.poll() is None, "the server quit with requests in flight"
+                released = time.monotonic()  # the lock is gone with the transaction
+                responses = await asyncio.gather(*creates)
+            return [response.status_code for response in responses], released
+        finally:
+            await blocker.close()
+
+    statuses, released = asyncio.run(scenario())
+    code, log = live.stop()
+    stopped = time.monotonic() - released
+
+    assert statuses == [201] * 20
+    assert code == 0, log
+    assert stopped < 20  # within APP_GRACEFUL_TIMEOUT
+    names = {row["nickname"] for row in run_sql(database_url, "SELECT nickname FROM users")}
+    assert names == {f"in flight {n}" for n in range(20)}
+
+
+def test_sigterm_under_load_gives_no_error_and_loses_no_write(database_url: str) -> None:
+    live = Server("--workers", "2")
+    created: list[int] = []
+    statuses: list[int] = []
+
+    async def client_loop(client: httpx2.AsyncClient, n: int) -> None:
+        for i in range(10_000):
+            try:
+                response = await client.post("/users", json={"name": f"c{n}-{i}"})
+            except httpx2.TransportError:
+                return  # the server has stopped listening: no response was promised
+            statuses.append(response.status_code)
+            if response.status_code == 201:
+                created.append(response.json()["id"])
+
+    async def load() -> None:
+        async with httpx2.AsyncClient(base_url=live.url, timeout=30) as client:
+            clients = [asyncio.create_task(client_loop(client, n)) for n in range(16)]
+            await asyncio.sleep(1.5)
+            live.process.send_signal(signal.SIGTERM)
+            await asyncio.gather(*clients)
+
+    asyncio.run(load())
+    code, log = live.stop()
+
+    assert code == 0, log
+    assert len(statuses) > 100
+    assert set(statuses) == {201}  # nothing else: no 5xx, no 503
+    stored = {row["id"] for row in run_sql(database_url, "SELECT id FROM users")}
+    assert set(created) <= stored  # every acknowledged write is there
+
+
+def test_a_killed_worker_is_replaced() -> None:
+    live = Server("--workers", "2")
+    try:
+        victim = live.workers()[0]
+        os.kill(victim, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            workers = live.workers()
+            if len(workers) == 2 and victim not in workers:
+                break
+            time.sleep(0.1)
+        assert len(live.workers()) == 2
+        assert victim not in live.workers()
+        for _ in range(20):
+            assert httpx2.get(f"{live.url}/readyz").status_code == 200
+    finally:
+        code, log = live.stop()
+    assert code == 0, log
+    assert f"Worker (pid:{victim}) was sent SIGKILL" in log
