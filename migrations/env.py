@@ -48,7 +48,7 @@ async def run_migrations_online() -> None:
     engine = create_async_engine(
         url.set(drivername="postgresql+asyncpg"),
         poolclass=NullPool,
-        connect_args={"ssl": settings.db_ssl} if settings.db_ssl else {},
+        connect_args=database.connect_options(settings),
     )
     try:
         async with engine.connect() as connection:

@@ -6,8 +6,10 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx2
@@ -39,13 +41,14 @@ class Server:
     def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
         """Serve with `env` as the whole environment (default: this process's)."""
         self.port = free_port()
+        self.log = tempfile.TemporaryFile("w+")  # noqa: SIM115 (closed by wait())
         self.url = f"http://127.0.0.1:{self.port}"
         self.process = subprocess.Popen(
             [CLI, "serve", "--port", str(self.port), *args],
             env=dict(os.environ) if env is None else env,
-            stdout=subprocess.PIPE,
+            # A file, not a pipe: a full pipe nobody reads would block the server's logging.
+            stdout=self.log,
             stderr=subprocess.STDOUT,
-            text=True,
         )
         self._wait_until_up()
 
@@ -53,7 +56,7 @@ class Server:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"server exited early:\n{self.stop()[1]}")
+                raise RuntimeError(f"server exited early:\n{self.wait()[1]}")
             try:
                 if httpx2.get(f"{self.url}/readyz", timeout=1).status_code == 200:
                     return
@@ -66,8 +69,15 @@ class Server:
     def stop(self) -> tuple[int, str]:
         """SIGTERM; the exit code and everything the server logged."""
         self.process.terminate()
-        output, _ = self.process.communicate(timeout=30)
-        return self.process.returncode, output
+        return self.wait()
+
+    def wait(self) -> tuple[int, str]:
+        """Wait for the server to exit; its exit code and everything it logged."""
+        code = self.process.wait(timeout=30)
+        self.log.seek(0)
+        output = self.log.read()
+        self.log.close()
+        return code, output
 
     def workers(self) -> list[int]:
         """The pids of the server's worker processes."""
@@ -83,13 +93,21 @@ def without_database() -> dict[str, str]:
 
 class Postgres:
     """A PostgreSQL server of the test's own, on a TCP port, to stop, start and configure;
-    built from the binaries the `pgserver` package ships."""
+    by default from the binaries the `pgserver` package ships."""
 
-    def __init__(self, directory: Path, config: str = "", hba: str = "") -> None:
+    def __init__(
+        self,
+        directory: Path,
+        config: str = "",
+        hba: str = "",
+        *,
+        start: bool = True,
+        binaries: Path | None = None,
+    ) -> None:
         from pgserver._commands import POSTGRES_BIN_PATH
         from pgserver.utils import ensure_user_exists
 
-        self.bin = POSTGRES_BIN_PATH
+        self.bin = binaries or POSTGRES_BIN_PATH
         self.port = free_port()
         self.data = directory / "pgdata"
         self.data.mkdir(parents=True)
@@ -108,12 +126,23 @@ class Postgres:
             )
         if hba:
             (self.data / "pg_hba.conf").write_text(hba)
-        self.start()
+        if start:
+            self.start()
 
     def _run(self, program: str, *args: str) -> None:
-        subprocess.run(
-            [str(self.bin / program), *args], user=self.user, check=True, capture_output=True
+        result = subprocess.run(
+            [str(self.bin / program), *args],
+            **self.as_owner(),
+            capture_output=True,
+            text=True,
         )
+        assert result.returncode == 0, f"{program} failed: {result.stderr}"
+
+    def as_owner(self) -> dict[str, Any]:
+        """subprocess options running a program as the server's owner."""
+        if self.user is None:
+            return {}
+        return {"user": self.user, "group": self.user, "extra_groups": []}
 
     def own(self, path: Path, mode: int = 0o600) -> None:
         """Let the server read `path` (a key file, say), and only it."""

@@ -107,8 +107,8 @@ def test_embedded_database_keeps_data_across_restarts(tmp_path: Path) -> None:
 def test_ctrl_c_stops_cleanly_too() -> None:
     live = Server()
     live.process.send_signal(signal.SIGINT)
-    output, _ = live.process.communicate(timeout=30)
-    assert live.process.returncode == 0, output
+    code, output = live.wait()
+    assert code == 0, output
     assert "Application shutdown complete" in output
 
 

@@ -39,6 +39,9 @@ UNAVAILABLE = (
     asyncpg.PostgresConnectionError,  # SQLSTATE class 08
     asyncpg.exceptions.OperatorInterventionError,  # class 57: shutting down, terminated
     asyncpg.ConnectionDoesNotExistError,  # the connection died under a query
+    # ... or under asyncpg's protocol, which then reports the state it was left in (seen
+    # when PostgreSQL shuts down under load: "cannot switch to state 15").
+    asyncpg.InternalClientError,
     asyncpg.TooManyConnectionsError,
 )
 

@@ -3,8 +3,8 @@ SIGTERM drains in-flight requests within APP_GRACEFUL_TIMEOUT, then exits 0)."""
 
 import asyncio
 import os
-import signal
 import shutil
+import signal
 import tempfile
 from pathlib import Path
 from typing import Any, ClassVar

@@ -1,0 +1,312 @@
+"""Database connection behaviour against real servers: outages, saturation, TLS, PgBouncer."""
+
+import asyncio
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncpg
+import httpx2
+import pytest
+import trustme
+
+from tests.support import Postgres, Server, free_port, run_sql, without_database
+
+
+def served_by(postgres: Postgres, **settings: str) -> dict[str, str]:
+    return {
+        **without_database(),
+        "DB_HOST": "127.0.0.1",
+        "DB_PORT": str(postgres.port),
+        "DB_USER": "postgres",
+        **settings,
+    }
+
+
+@dataclass
+class Outcome:
+    at: float
+    status: int
+    latency: float
+    retry_after: str | None = None
+
+
+@dataclass
+class Load:
+    """Clients creating users in a loop, recording every answer."""
+
+    url: str
+    outcomes: list[Outcome] = field(default_factory=list)
+    acknowledged: dict[int, str] = field(default_factory=dict)
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def client(self, n: int) -> None:
+        async with httpx2.AsyncClient(base_url=self.url, timeout=30) as client:
+            i = 0
+            while not self.stop.is_set():
+                name, i = f"c{n}-{i}", i + 1
+                start = time.monotonic()
+                response = await client.post("/users", json={"name": name})
+                self.outcomes.append(
+                    Outcome(
+                        start,
+                        response.status_code,
+                        time.monotonic() - start,
+                        response.headers.get("retry-after"),
+                    )
+                )
+                if response.status_code == 201:
+                    self.acknowledged[response.json()["id"]] = name
+                else:
+                    await asyncio.sleep(0.05)  # as a client honouring Retry-After would, briefly
+
+
+def test_database_outage_answers_503_then_recovers_without_losing_writes(
+    tmp_path: Path,
+) -> None:
+    postgres = Postgres(tmp_path)
+    live = Server("--workers", "2", env=served_by(postgres, DB_DATABASE="outage"))
+    readiness: list[int] = []
+
+    async def scenario() -> tuple[Load, float, float]:
+        load = Load(live.url)
+        clients = [asyncio.create_task(load.client(n)) for n in range(8)]
+        await asyncio.sleep(2)
+        down = time.monotonic()
+        await asyncio.to_thread(postgres.stop)
+        await asyncio.sleep(3)
+        async with httpx2.AsyncClient(base_url=live.url, timeout=30) as client:
+            readiness.append((await client.get("/readyz")).status_code)
+        await asyncio.to_thread(postgres.start)
+        up = time.monotonic()
+        await asyncio.sleep(4)
+        load.stop.set()
+        await asyncio.gather(*clients)
+        return load, down, up
+
+    load, down, up = asyncio.run(scenario())
+    readiness.append(httpx2.get(f"{live.url}/readyz").status_code)
+    code, log = live.stop()
+
+    statuses = {outcome.status for outcome in load.outcomes}
+    assert statuses == {201, 503}, statuses  # never a 500, never a hang
+    failed = [outcome for outcome in load.outcomes if outcome.status == 503]
+    assert all(outcome.retry_after for outcome in failed)
+    assert all(down - 0.5 <= outcome.at <= up + 5 for outcome in failed)
+    assert max(outcome.latency for outcome in failed) < 5  # DB_CONNECT/ACQUIRE_TIMEOUT
+    recovered = min(o.at + o.latency for o in load.outcomes if o.status == 201 and o.at > up)
+    assert recovered - up < 5
+    assert readiness == [503, 200]
+    assert code == 0, log
+
+    stored = run_sql(postgres.dsn("outage_test"), "SELECT id, nickname FROM users")
+    assert {row["id"]: row["nickname"] for row in stored}.items() >= load.acknowledged.items()
+    print(
+        f"\noutage: {len(load.outcomes)} requests, {len(failed)} answered 503, "
+        f"503 latency max {max(o.latency for o in failed) * 1000:.0f} ms, "
+        f"recovered {(recovered - up) * 1000:.0f} ms after PostgreSQL was back, "
+        f"{len(load.acknowledged)} acknowledged writes, all present"
+    )
+
+
+def test_saturated_pool_answers_503_after_the_acquire_timeout(database_url: str) -> None:
+    env = {**os.environ, "DB_POOL_MAX_SIZE": "1", "DB_ACQUIRE_TIMEOUT": "0.5"}
+    live = Server("--workers", "1", env=env)
+
+    async def scenario() -> list[tuple[int, float]]:
+        blocker = await asyncpg.connect(database_url)
+        try:
+            async with httpx2.AsyncClient(base_url=live.url, timeout=30) as client:
+                async with blocker.transaction():
+                    await blocker.execute("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
+                    held = asyncio.create_task(client.post("/users", json={"name": "first"}))
+                    await asyncio.sleep(0.3)  # `first` has the only connection, waits on the lock
+                    start = time.monotonic()
+                    waiting = await client.post("/users", json={"name": "second"})
+                    waited = time.monotonic() - start
+                return [(waiting.status_code, waited), ((await held).status_code, 0)]
+        finally:
+            await blocker.close()
+
+    (second, waited), (first, _) = asyncio.run(scenario())
+    code, log = live.stop()
+    assert second == 503
+    assert 0.4 < waited < 2
+    assert first == 201
+    assert code == 0, log
+
+
+def test_slow_statement_answers_503_after_the_statement_timeout(database_url: str) -> None:
+    live = Server("--workers", "1", env={**os.environ, "DB_STATEMENT_TIMEOUT": "0.5"})
+
+    async def scenario() -> tuple[int, float]:
+        blocker = await asyncpg.connect(database_url)
+        try:
+            async with (
+                httpx2.AsyncClient(base_url=live.url, timeout=30) as client,
+                blocker.transaction(),
+            ):
+                await blocker.execute("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
+                start = time.monotonic()
+                response = await client.post("/users", json={"name": "stuck"})
+                return response.status_code, time.monotonic() - start
+        finally:
+            await blocker.close()
+
+    status, waited = asyncio.run(scenario())
+    code, log = live.stop()
+    assert status == 503
+    assert 0.4 < waited < 2
+    assert code == 0, log
+    assert run_sql(database_url, "SELECT count(*) FROM users")[0]["count"] == 0
+
+
+@pytest.fixture(scope="module")
+def tls_postgres(tmp_path_factory: pytest.TempPathFactory) -> tuple[Postgres, trustme.CA]:
+    """A PostgreSQL that takes TCP connections over TLS only, its certificate from a CA of
+    our own."""
+    # pgserver's build has no TLS: use the system's PostgreSQL (Debian's layout).
+    builds = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"))
+    if not builds:
+        pytest.fail("TLS tests need PostgreSQL server binaries: apt-get install postgresql")
+    directory = tmp_path_factory.mktemp("tls")
+    ca = trustme.CA()
+    cert = ca.issue_cert("localhost", "127.0.0.1")
+    cert.cert_chain_pems[0].write_to_path(str(directory / "server.crt"))
+    cert.private_key_pem.write_to_path(str(directory / "server.key"))
+    ca.cert_pem.write_to_path(str(directory / "ca.crt"))
+    postgres = Postgres(
+        directory / "server",
+        config=(
+            f"ssl = on\nssl_cert_file = '{directory}/server.crt'\n"
+            f"ssl_key_file = '{directory}/server.key'"
+        ),
+        hba="local all all trust\nhostssl all all 127.0.0.1/32 trust\n",
+        start=False,
+        binaries=builds[-1].parent,
+    )
+    postgres.own(directory / "server.key")  # PostgreSQL insists: the key is the server's alone
+    postgres.start()
+    return postgres, ca
+
+
+def migrate(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    cli = str(Path(__file__).parent.parent / ".venv/bin/user-service")
+    return subprocess.run([cli, "migrate"], env=env, capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize("host", ["localhost", "127.0.0.1"])
+def test_verify_full_connects_over_tls(
+    tls_postgres: tuple[Postgres, trustme.CA], host: str, tmp_path: Path
+) -> None:
+    postgres, ca = tls_postgres
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.crt"))
+    env = served_by(
+        postgres, DB_HOST=host, DB_SSL="verify-full", DB_SSL_ROOT_CERT=str(tmp_path / "ca.crt")
+    )
+    live = Server("--workers", "1", env=env)
+    try:
+        assert httpx2.post(f"{live.url}/users", json={"name": "secure"}).status_code == 201
+        encrypted = run_sql(
+            postgres.dsn(),
+            "SELECT bool_and(ssl) AS all_tls, count(*) AS n FROM pg_stat_ssl "
+            "JOIN pg_stat_activity USING (pid) WHERE datname = 'user_service_test'",
+        )[0]
+    finally:
+        code, log = live.stop()
+    assert code == 0, log
+    assert encrypted["n"] >= 1
+    assert encrypted["all_tls"] is True
+
+
+def test_verify_full_refuses_a_server_signed_by_another_ca(
+    tls_postgres: tuple[Postgres, trustme.CA], tmp_path: Path
+) -> None:
+    postgres, _ = tls_postgres
+    trustme.CA().cert_pem.write_to_path(str(tmp_path / "stranger.crt"))
+    env = served_by(postgres, DB_SSL="verify-full", DB_SSL_ROOT_CERT=str(tmp_path / "stranger.crt"))
+    result = migrate(env)
+    assert result.returncode != 0
+    assert "certificate verify failed" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(("mode", "works"), [("require", True), ("disable", False)])
+def test_ssl_modes_against_a_tls_only_server(
+    tls_postgres: tuple[Postgres, trustme.CA], mode: str, works: bool
+) -> None:
+    postgres, _ = tls_postgres
+    result = migrate(served_by(postgres, DB_SSL=mode))
+    assert (result.returncode == 0) is works, result.stderr
+    if not works:
+        assert "no encryption" in result.stderr
+
+
+@pytest.fixture
+def pgbouncer(tmp_path: Path) -> Iterator[str]:
+    """PgBouncer in transaction pooling mode in front of a migrated PostgreSQL; its URL."""
+    binary = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
+    if not Path(binary).exists():
+        pytest.fail("pgbouncer is not installed: `make test` installs it (Debian: apt-get)")
+    postgres = Postgres(tmp_path / "server")
+    # Migrations go to PostgreSQL itself: their advisory lock needs a session of their own.
+    assert migrate(served_by(postgres)).returncode == 0
+    port = free_port()
+    config = tmp_path / "pgbouncer"
+    config.mkdir()
+    (config / "users.txt").write_text('"postgres" ""\n')
+    (config / "pgbouncer.ini").write_text(
+        f"[databases]\nuser_service_test = host=127.0.0.1 port={postgres.port}\n"
+        f"[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n"
+        f"auth_type = trust\nauth_file = {config}/users.txt\n"
+        "pool_mode = transaction\ndefault_pool_size = 4\nmax_client_conn = 1000\n"
+    )
+    if postgres.user:
+        shutil.chown(config, postgres.user)
+    # (As root, as the server's owner: PgBouncer will not run as root.)
+    process = subprocess.Popen([binary, str(config / "pgbouncer.ini")], **postgres.as_owner())
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port)):
+            break
+        time.sleep(0.05)
+    yield f"postgresql://postgres@127.0.0.1:{port}/user_service"  # TESTING adds _test
+    process.terminate()
+    process.wait(10)
+
+
+def test_pgbouncer_in_transaction_mode_under_concurrent_load(pgbouncer: str) -> None:
+    env = {**without_database(), "DB_DSN": pgbouncer, "DB_PGBOUNCER": "true"}
+    live = Server("--workers", "2", "--no-migrate", env=env)
+
+    async def user_story(client: httpx2.AsyncClient, n: int) -> list[int]:
+        created = await client.post("/users", json={"name": f"user {n}"})
+        url = f"/users/{created.json()['id']}"
+        return [
+            created.status_code,
+            (await client.get(url)).status_code,
+            (await client.patch(url, json={"name": f"renamed {n}"})).status_code,
+            (await client.get("/users", params={"limit": 10})).status_code,
+            (await client.delete(url)).status_code,
+        ]
+
+    async def load() -> list[list[int]]:
+        async with httpx2.AsyncClient(base_url=live.url, timeout=30) as client:
+            limit = asyncio.Semaphore(32)
+
+            async def bounded(n: int) -> list[int]:
+                async with limit:
+                    return await user_story(client, n)
+
+            return await asyncio.gather(*(bounded(n) for n in range(400)))
+
+    stories = asyncio.run(load())
+    code, log = live.stop()
+    assert stories == [[201, 200, 200, 200, 200]] * 400
+    assert code == 0, log
