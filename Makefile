@@ -8,7 +8,7 @@ UV_VERSION := 0.13.9
 # uv from PATH if there is one, else our own copy in .tools/
 UV := $(or $(shell command -v uv 2>/dev/null),.tools/bin/uv)
 
-.PHONY: help install run test lint typecheck pytest clean
+.PHONY: help install run test lint typecheck test-tools pytest clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -32,7 +32,21 @@ lint: install  ## ruff lint and format check
 typecheck: install  ## mypy, strict on src/
 	$(UV) run --no-sync mypy
 
-pytest: install  ## the tests (alembic check among them) with coverage, on a real PostgreSQL
+# System tools the tests drive: PgBouncer, and PostgreSQL server binaries built with TLS
+# (pgserver's are not). Installed from Debian's packages when missing.
+test-tools:
+	@missing=""; \
+	command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ] || missing="$$missing pgbouncer"; \
+	ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	if [ -n "$$missing" ]; then \
+	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  else \
+	    echo "make test needs:$$missing (Debian/Ubuntu: sudo apt-get install$$missing)"; exit 1; \
+	  fi; \
+	fi
+
+pytest: install test-tools  ## the tests (alembic check among them) with coverage, on a real PostgreSQL
 	$(UV) run --no-sync pytest --cov --cov-report=term --cov-fail-under=90
 
 clean:  ## remove the environment and caches (keeps .data/)
