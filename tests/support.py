@@ -52,19 +52,13 @@ class Server:
         )
         self._wait_until_up()
 
-    def _wait_until_up(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited early:\n{self.wait()[1]}")
-            try:
-                if httpx2.get(f"{self.url}/readyz", timeout=1).status_code == 200:
-                    return
-            except httpx2.TransportError:
-                pass
-            time.sleep(0.1)
-        self.process.kill()
-        raise TimeoutError("server did not come up")
+    def _wait_until_up(self) -> None:
+        try:
+            wait_for_ok(f"{self.url}/readyz", self.process)
+        except BaseException:
+            if self.process.poll() is None:
+                self.process.kill()
+            raise RuntimeError(f"the server did not come up:\n{self.wait()[1]}") from None
 
     def stop(self) -> tuple[int, str]:
         """SIGTERM; the exit code and everything the server logged."""
@@ -84,6 +78,20 @@ class Server:
         pid = self.process.pid
         children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
         return sorted(int(child) for child in children)
+
+
+def wait_for_ok(url: str, process: subprocess.Popen[Any], timeout: float = 60) -> None:
+    """Wait until `url` answers 200; fail if `process`, which serves it, exits first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "the server exited"
+        try:
+            if httpx2.get(url, timeout=1).status_code == 200:
+                return
+        except httpx2.TransportError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"{url} never answered 200")
 
 
 def without_database() -> dict[str, str]:

@@ -16,7 +16,7 @@ import httpx2
 import pytest
 import trustme
 
-from tests.support import Postgres, Server, free_port, run_sql, without_database
+from tests.support import CLI, Postgres, Server, free_port, run_sql, without_database
 
 
 def served_by(postgres: Postgres, **settings: str) -> dict[str, str]:
@@ -197,8 +197,7 @@ def tls_postgres(tmp_path_factory: pytest.TempPathFactory) -> tuple[Postgres, tr
 
 
 def migrate(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    cli = str(Path(__file__).parent.parent / ".venv/bin/user-service")
-    return subprocess.run([cli, "migrate"], env=env, capture_output=True, text=True, timeout=60)
+    return subprocess.run([CLI, "migrate"], env=env, capture_output=True, text=True, timeout=60)
 
 
 @pytest.mark.parametrize("host", ["localhost", "127.0.0.1"])
@@ -225,19 +224,25 @@ def test_verify_full_connects_over_tls(
     assert encrypted["all_tls"] is True
 
 
-def test_verify_full_refuses_a_server_signed_by_another_ca(
-    tls_postgres: tuple[Postgres, trustme.CA], tmp_path: Path
+@pytest.mark.parametrize("mode", ["verify-ca", "verify-full"])
+def test_verifying_modes_refuse_a_server_signed_by_another_ca(
+    tls_postgres: tuple[Postgres, trustme.CA], tmp_path: Path, mode: str
 ) -> None:
-    postgres, _ = tls_postgres
+    postgres, ca = tls_postgres
+    ca.cert_pem.write_to_path(str(tmp_path / "ours.crt"))
+    trusted = served_by(postgres, DB_SSL=mode, DB_SSL_ROOT_CERT=str(tmp_path / "ours.crt"))
+    assert migrate(trusted).returncode == 0
     trustme.CA().cert_pem.write_to_path(str(tmp_path / "stranger.crt"))
-    env = served_by(postgres, DB_SSL="verify-full", DB_SSL_ROOT_CERT=str(tmp_path / "stranger.crt"))
+    env = served_by(postgres, DB_SSL=mode, DB_SSL_ROOT_CERT=str(tmp_path / "stranger.crt"))
     result = migrate(env)
     assert result.returncode != 0
     assert "certificate verify failed" in result.stderr
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize(("mode", "works"), [("require", True), ("disable", False)])
+@pytest.mark.parametrize(
+    ("mode", "works"), [("require", True), ("prefer", True), ("disable", False)]
+)
 def test_ssl_modes_against_a_tls_only_server(
     tls_postgres: tuple[Postgres, trustme.CA], mode: str, works: bool
 ) -> None:

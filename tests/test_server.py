@@ -85,10 +85,13 @@ def test_sigterm_under_load_gives_no_error_and_loses_no_write(database_url: str)
     assert len(statuses) > 100
     assert set(statuses) == {201}  # nothing else: no 5xx, no 503
     stored = {row["id"] for row in run_sql(database_url, "SELECT id FROM users")}
-    assert set(created) <= stored  # every acknowledged write is there
+    # Every acknowledged write is there, and nothing else: no request was processed and then
+    # cut off from its answer. (A client whose next request met a closed connection did not
+    # get it served: that is what `refused` holds, one per client.)
+    assert stored == set(created)
     print(
         f"\nSIGTERM under load: {len(statuses)} answers, all 201, {len(created)} writes "
-        f"acknowledged and stored; then the 16 clients saw {sorted(set(refused))}"
+        f"acknowledged, {len(stored)} stored; the 16 clients then met {sorted(refused)}"
     )
 
 

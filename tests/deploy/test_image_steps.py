@@ -8,7 +8,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx2
@@ -22,7 +21,7 @@ from tests.deploy.dockerfile import (
     shell_command,
     stages,
 )
-from tests.support import free_port
+from tests.support import free_port, wait_for_ok
 
 PRODUCTION_INSTALL = "uv sync --locked --no-dev --no-editable"
 LEFT_OUT = ("pgserver", "pytest", "ruff", "mypy", "coverage", "kubernetes_validate")
@@ -143,19 +142,6 @@ def test_image_migrates_the_database(app_dir: Path, database_url: str) -> None:
     assert result.returncode == 0, result.stderr
 
 
-def wait_until_healthy(url: str, server: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert server.poll() is None, f"exited early:\n{log.read_text()}"
-        try:
-            if httpx2.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx2.TransportError:
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"/healthz never answered 200:\n{log.read_text()}")
-
-
 def from_venv(app_dir: Path, argv: list[str]) -> list[str]:
     """An image command with its program found in the image's venv, not wherever PATH says."""
     program = app_dir / ".venv" / "bin" / argv[0]
@@ -183,7 +169,10 @@ def test_image_serves_then_stops_cleanly_on_sigterm(
             start_new_session=True,
         )
     try:
-        wait_until_healthy(url, server, log)
+        try:
+            wait_for_ok(f"{url}/healthz", server)
+        except (AssertionError, TimeoutError) as exc:
+            pytest.fail(f"{exc}:\n{log.read_text()}")
         healthcheck = exec_form(final.arguments("HEALTHCHECK")[-1])
         checked = subprocess.run(
             from_venv(app_dir, healthcheck), env=env, capture_output=True, text=True, timeout=10
