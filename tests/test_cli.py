@@ -26,6 +26,7 @@ def run_cli(
         ({"DB_DSN": "not a url"}, "DB_DSN"),
         ({"DB_DSN": "mysql://root@localhost/db"}, "DB_DSN"),
         ({"DB_POOL_MAX_SIZE": "0"}, "DB_POOL_MAX_SIZE"),
+        ({"DB_POOL_MIN_SIZE": "20", "DB_POOL_MAX_SIZE": "4"}, "DB_POOL_MAX_SIZE"),
         ({"DB_SSL": "sometimes"}, "DB_SSL"),
         ({"APP_PORT": "http"}, "APP_PORT"),
     ],

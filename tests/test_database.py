@@ -200,15 +200,20 @@ def migrate(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run([CLI, "migrate"], env=env, capture_output=True, text=True, timeout=60)
 
 
+def trusting(
+    ca: trustme.CA, postgres: Postgres, mode: str, ca_file: Path, **settings: str
+) -> dict[str, str]:
+    """Settings reaching `postgres` in TLS `mode`, trusting `ca` (written to `ca_file`)."""
+    ca.cert_pem.write_to_path(str(ca_file))
+    return served_by(postgres, DB_SSL=mode, DB_SSL_ROOT_CERT=str(ca_file), **settings)
+
+
 @pytest.mark.parametrize("host", ["localhost", "127.0.0.1"])
 def test_verify_full_connects_over_tls(
     tls_postgres: tuple[Postgres, trustme.CA], host: str, tmp_path: Path
 ) -> None:
     postgres, ca = tls_postgres
-    ca.cert_pem.write_to_path(str(tmp_path / "ca.crt"))
-    env = served_by(
-        postgres, DB_HOST=host, DB_SSL="verify-full", DB_SSL_ROOT_CERT=str(tmp_path / "ca.crt")
-    )
+    env = trusting(ca, postgres, "verify-full", tmp_path / "ca.crt", DB_HOST=host)
     live = Server("--workers", "1", env=env)
     try:
         assert httpx2.post(f"{live.url}/users", json={"name": "secure"}).status_code == 201
@@ -229,12 +234,8 @@ def test_verifying_modes_refuse_a_server_signed_by_another_ca(
     tls_postgres: tuple[Postgres, trustme.CA], tmp_path: Path, mode: str
 ) -> None:
     postgres, ca = tls_postgres
-    ca.cert_pem.write_to_path(str(tmp_path / "ours.crt"))
-    trusted = served_by(postgres, DB_SSL=mode, DB_SSL_ROOT_CERT=str(tmp_path / "ours.crt"))
-    assert migrate(trusted).returncode == 0
-    trustme.CA().cert_pem.write_to_path(str(tmp_path / "stranger.crt"))
-    env = served_by(postgres, DB_SSL=mode, DB_SSL_ROOT_CERT=str(tmp_path / "stranger.crt"))
-    result = migrate(env)
+    assert migrate(trusting(ca, postgres, mode, tmp_path / "ours.crt")).returncode == 0
+    result = migrate(trusting(trustme.CA(), postgres, mode, tmp_path / "stranger.crt"))
     assert result.returncode != 0
     assert "certificate verify failed" in result.stderr
     assert "Traceback" not in result.stderr

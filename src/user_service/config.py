@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
@@ -58,6 +58,14 @@ class Settings(BaseSettings):
     def _postgres_driver(cls, value: str) -> str:
         if value not in POSTGRES_DRIVERS:
             raise ValueError(f"must be one of {', '.join(POSTGRES_DRIVERS)}")
+        return value
+
+    @field_validator("db_pool_max_size")
+    @classmethod
+    def _pool_fits(cls, value: int, info: ValidationInfo) -> int:
+        minimum = info.data.get("db_pool_min_size", 0)
+        if value < minimum:
+            raise ValueError(f"must be at least DB_POOL_MIN_SIZE ({minimum})")
         return value
 
     @field_validator("db_dsn")
