@@ -25,7 +25,6 @@ from . import logs
 
 access_log = logging.getLogger("user_service.access")
 
-# Gauges of several worker processes add up (prometheus-client's multiprocess mode).
 REQUESTS = Counter("http_requests_total", "HTTP requests answered.", ["method", "route", "status"])
 LATENCY = Histogram(
     "http_request_duration_seconds",
@@ -33,6 +32,7 @@ LATENCY = Histogram(
     ["method", "route"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+# Gauges of several worker processes add up (prometheus-client's multiprocess mode).
 IN_FLIGHT = Gauge(
     "http_requests_in_flight", "HTTP requests being answered.", multiprocess_mode="livesum"
 )
