@@ -10,7 +10,7 @@ from sqlalchemy import make_url
 
 os.environ["TESTING"] = "1"
 
-from tests.support import Server, run_sql
+from tests.support import Server, bearer, issue_token, run_sql
 from user_service import database, migrations
 from user_service.config import Settings, get_settings
 from user_service.main import get_app
@@ -51,10 +51,23 @@ def unreachable_database(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 @pytest.fixture
-def client() -> Iterator[TestClient]:
-    """The app in this process, its lifespan (pool) running."""
+def token(database_url: str) -> str:
+    """An API token with every scope."""
+    return issue_token(database_url)
+
+
+@pytest.fixture
+def anonymous() -> Iterator[TestClient]:
+    """The app in this process, its lifespan (pool) running; no credentials."""
     with TestClient(get_app(), raise_server_exceptions=False) as test_client:
         yield test_client
+
+
+@pytest.fixture
+def client(anonymous: TestClient, token: str) -> TestClient:
+    """The app in this process, called with a token that grants every scope."""
+    anonymous.headers.update(bearer(token))
+    return anonymous
 
 
 @pytest.fixture(scope="session")

@@ -8,24 +8,61 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+from unittest import mock
 
 import asyncpg
 import httpx2
 
+from user_service import database
+from user_service.auth import tokens
+from user_service.config import Settings
+
 CLI = str(Path(sys.executable).with_name("user-service"))
+T = TypeVar("T")
 
 
-def run_sql(dsn: str, query: str) -> list[asyncpg.Record]:
-    async def fetch() -> list[asyncpg.Record]:
+def run_with_connection(dsn: str, use: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+    async def run() -> T:
         connection = await asyncpg.connect(dsn)
         try:
-            return await connection.fetch(query)
+            return await use(connection)
         finally:
             await connection.close()
 
-    return asyncio.run(fetch())
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(run())
+    # Called from async code (a test's scenario): run beside its loop.
+    with ThreadPoolExecutor(1) as thread:
+        return thread.submit(asyncio.run, run()).result()
+
+
+def run_sql(dsn: str, query: str) -> list[asyncpg.Record]:
+    return run_with_connection(dsn, lambda connection: connection.fetch(query))
+
+
+ALL_SCOPES = ("metrics:read", "users:read", "users:write")
+
+
+def issue_token(dsn: str, *scopes: str, expires_in: timedelta | None = None) -> str:
+    """A new API token on the database at `dsn` (every scope by default)."""
+
+    async def create(connection: asyncpg.Connection) -> str:
+        name = f"test-{uuid.uuid4()}"
+        return await tokens.create(connection, name, list(scopes or ALL_SCOPES), expires_in)
+
+    return run_with_connection(dsn, create)
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
 
 
 def free_port() -> int:
@@ -40,12 +77,13 @@ class Server:
 
     def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
         """Serve with `env` as the whole environment (default: this process's)."""
+        self.env = dict(os.environ) if env is None else env
         self.port = free_port()
         self.log = tempfile.TemporaryFile("w+")  # noqa: SIM115 (closed by wait())
         self.url = f"http://127.0.0.1:{self.port}"
         self.process = subprocess.Popen(
             [CLI, "serve", "--port", str(self.port), *args],
-            env=dict(os.environ) if env is None else env,
+            env=self.env,
             # A file, not a pipe: a full pipe nobody reads would block the server's logging.
             stdout=self.log,
             stderr=subprocess.STDOUT,
@@ -59,6 +97,32 @@ class Server:
             if self.process.poll() is None:
                 self.process.kill()
             raise RuntimeError(f"the server did not come up:\n{self.wait()[1]}") from None
+
+    def token(self, *scopes: str) -> str:
+        """A new API token for this server (every scope by default)."""
+        if "DB_DSN" in self.env:
+            with mock.patch.dict(os.environ, self.env, clear=True):
+                url = Settings().database_url()
+            return issue_token(database.dsn(url), *scopes)
+        if "DB_HOST" not in self.env:  # the embedded database: the token serve made
+            data = Path(self.env.get("DB_EMBEDDED_DIR", ".data/postgres")).parent
+            return (data / "admin.token").read_text().strip()
+        name, scope_list = f"test-{uuid.uuid4()}", ",".join(scopes or ALL_SCOPES)
+        created = subprocess.run(
+            [CLI, "tokens", "create", "--name", name, "--scopes", scope_list],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return created.stdout.strip()
+
+    def client(self, **options: Any) -> httpx2.Client:
+        """A client of this server holding a new token with every scope."""
+        return httpx2.Client(base_url=self.url, headers=bearer(self.token()), **options)
+
+    def async_client(self, **options: Any) -> httpx2.AsyncClient:
+        return httpx2.AsyncClient(base_url=self.url, headers=bearer(self.token()), **options)
 
     def stop(self) -> tuple[int, str]:
         """SIGTERM; the exit code and everything the server logged."""

@@ -5,7 +5,6 @@ import signal
 import subprocess
 from pathlib import Path
 
-import httpx2
 import pytest
 
 from tests.support import CLI, Server, without_database
@@ -88,7 +87,8 @@ def test_embedded_database_keeps_data_across_restarts(tmp_path: Path) -> None:
     env = {**without_database(), "DB_EMBEDDED_DIR": str(data)}
 
     first = Server(env=env)
-    user = httpx2.post(f"{first.url}/users", json={"name": "survivor"}).json()
+    with first.client() as client:
+        user = client.post("/users", json={"name": "survivor"}).json()
     code, log = first.stop()
     assert code == 0, log
     assert f"Embedded PostgreSQL is running with its data in {data}" in log, log
@@ -97,7 +97,8 @@ def test_embedded_database_keeps_data_across_restarts(tmp_path: Path) -> None:
 
     second = Server(env=env)
     try:
-        response = httpx2.get(f"{second.url}/users/{user['id']}")
+        with second.client() as client:
+            response = client.get(f"/users/{user['id']}")
     finally:
         code, log = second.stop()
     assert response.json() == {"id": user["id"], "nickname": "survivor"}
@@ -115,7 +116,8 @@ def test_ctrl_c_stops_cleanly_too() -> None:
 
 def test_db_echo_logs_each_statement() -> None:
     live = Server(env={**os.environ, "DB_ECHO": "true"})
-    httpx2.get(f"{live.url}/users/1")
+    with live.client() as client:
+        client.get("/users/1")
     code, log = live.stop()
     assert code == 0, log
     assert "SQL SELECT id, nickname FROM users WHERE id = $1" in log

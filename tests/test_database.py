@@ -41,13 +41,13 @@ class Outcome:
 class Load:
     """Clients creating users in a loop, recording every answer."""
 
-    url: str
+    server: Server
     outcomes: list[Outcome] = field(default_factory=list)
     acknowledged: dict[int, str] = field(default_factory=dict)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def client(self, n: int) -> None:
-        async with httpx2.AsyncClient(base_url=self.url, timeout=30) as client:
+        async with self.server.async_client(timeout=30) as client:
             i = 0
             while not self.stop.is_set():
                 name, i = f"c{n}-{i}", i + 1
@@ -75,13 +75,13 @@ def test_database_outage_answers_503_then_recovers_without_losing_writes(
     readiness: list[int] = []
 
     async def scenario() -> tuple[Load, float, float]:
-        load = Load(live.url)
+        load = Load(live)
         clients = [asyncio.create_task(load.client(n)) for n in range(8)]
         await asyncio.sleep(2)
         down = time.monotonic()
         await asyncio.to_thread(postgres.stop)
         await asyncio.sleep(3)
-        async with httpx2.AsyncClient(base_url=live.url, timeout=30) as client:
+        async with live.async_client(timeout=30) as client:
             readiness.append((await client.get("/readyz")).status_code)
         await asyncio.to_thread(postgres.start)
         up = time.monotonic()
@@ -122,7 +122,7 @@ def test_saturated_pool_answers_503_after_the_acquire_timeout(database_url: str)
     async def scenario() -> list[tuple[int, float]]:
         blocker = await asyncpg.connect(database_url)
         try:
-            async with httpx2.AsyncClient(base_url=live.url, timeout=30) as client:
+            async with live.async_client(timeout=30) as client:
                 async with blocker.transaction():
                     await blocker.execute("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
                     held = asyncio.create_task(client.post("/users", json={"name": "first"}))
@@ -149,7 +149,7 @@ def test_slow_statement_answers_503_after_the_statement_timeout(database_url: st
         blocker = await asyncpg.connect(database_url)
         try:
             async with (
-                httpx2.AsyncClient(base_url=live.url, timeout=30) as client,
+                live.async_client(timeout=30) as client,
                 blocker.transaction(),
             ):
                 await blocker.execute("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
@@ -216,7 +216,8 @@ def test_verify_full_connects_over_tls(
     env = trusting(ca, postgres, "verify-full", tmp_path / "ca.crt", DB_HOST=host)
     live = Server("--workers", "1", env=env)
     try:
-        assert httpx2.post(f"{live.url}/users", json={"name": "secure"}).status_code == 201
+        with live.client() as client:
+            assert client.post("/users", json={"name": "secure"}).status_code == 201
         encrypted = run_sql(
             postgres.dsn(),
             "SELECT bool_and(ssl) AS all_tls, count(*) AS n FROM pg_stat_ssl "
@@ -303,7 +304,7 @@ def test_pgbouncer_in_transaction_mode_under_concurrent_load(pgbouncer: str) -> 
         ]
 
     async def load() -> list[list[int]]:
-        async with httpx2.AsyncClient(base_url=live.url, timeout=30) as client:
+        async with live.async_client(timeout=30) as client:
             limit = asyncio.Semaphore(32)
 
             async def bounded(n: int) -> list[int]:

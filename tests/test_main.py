@@ -7,11 +7,12 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.support import bearer
 from user_service.main import get_app
 
 
 def test_module_registered_only_by_entry_point_is_mounted(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, token: str
 ) -> None:
     (tmp_path / "greetings_plugin.py").write_text(
         textwrap.dedent(
@@ -43,7 +44,7 @@ def test_module_registered_only_by_entry_point_is_mounted(
     )
     monkeypatch.syspath_prepend(str(tmp_path))
 
-    with TestClient(get_app(), raise_server_exceptions=False) as client:
+    with TestClient(get_app(), raise_server_exceptions=False, headers=bearer(token)) as client:
         assert client.get("/greetings").json() == {"hello": "world"}
         assert client.post("/users", json={"name": "still here"}).status_code == 201
 
@@ -57,9 +58,13 @@ def test_module_registered_only_by_entry_point_is_mounted(
 
 
 @pytest.mark.usefixtures("unreachable_database")
-def test_unreachable_database_answers_503_with_retry_after() -> None:
+def test_unreachable_database_answers_503_with_retry_after(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("METRICS_PUBLIC", "true")
     with TestClient(get_app()) as client:
-        response = client.get("/users/1")
+        # Checking the token needs the database too.
+        response = client.get("/users/1", headers=bearer("ust_unverifiable"))
         metrics = client.get("/metrics").text
 
     assert response.status_code == 503

@@ -5,7 +5,6 @@ import json
 import os
 import re
 
-import httpx2
 import pytest
 from fastapi.testclient import TestClient
 
@@ -29,11 +28,10 @@ def test_request_id_is_replaced_when_missing_or_unfit(
 
 def test_each_request_is_one_json_log_line_with_its_id() -> None:
     live = Server(env={**os.environ, "LOG_FORMAT": "json"})
-    created = httpx2.post(
-        f"{live.url}/users", json={"name": "logged"}, headers={"X-Request-ID": "req-1"}
-    )
-    httpx2.get(f"{live.url}/users/{created.json()['id']}", headers={"X-Request-ID": "req-2"})
-    httpx2.get(f"{live.url}/nowhere", headers={"X-Request-ID": "req-3"})
+    with live.client() as client:
+        created = client.post("/users", json={"name": "logged"}, headers={"X-Request-ID": "req-1"})
+        client.get(f"/users/{created.json()['id']}", headers={"X-Request-ID": "req-2"})
+        client.get("/nowhere", headers={"X-Request-ID": "req-3"})
     code, log = live.stop()
     assert code == 0, log
 
@@ -44,6 +42,7 @@ def test_each_request_is_one_json_log_line_with_its_id() -> None:
         "path": "/users",
         "status": 201,
     }
+    assert access["req-1"]["principal"].startswith("token:test-")  # who did it
     assert access["req-2"]["path"] == "/users/{user_id}"  # the template, not the id
     assert access["req-3"]["path"] == "<unmatched>"
     assert access["req-3"]["status"] == 404
@@ -64,15 +63,17 @@ def test_metrics_count_every_request_across_workers() -> None:
     live = Server("--workers", "2", env={**os.environ, "LOG_FORMAT": "json"})
     try:
         route = "/users/{user_id}"
-        before = metric(httpx2.get(f"{live.url}/metrics").text, "http_requests_total", route=route)
+        with live.client() as client:
+            before = metric(client.get("/metrics").text, "http_requests_total", route=route)
 
         async def load() -> list[int]:
-            async with httpx2.AsyncClient(base_url=live.url) as client:
+            async with live.async_client() as client:
                 responses = await asyncio.gather(*(client.get("/users/999") for _ in range(100)))
             return [response.status_code for response in responses]
 
         assert asyncio.run(load()) == [404] * 100
-        text = httpx2.get(f"{live.url}/metrics").text
+        with live.client() as client:
+            text = client.get("/metrics").text
     finally:
         code, log = live.stop()
     assert code == 0, log

@@ -13,7 +13,8 @@ from tests.test_observability import metric
 
 
 def in_flight(server: Server) -> float:
-    return metric(httpx2.get(f"{server.url}/metrics").text, "http_requests_in_flight") - 1
+    with server.client() as client:
+        return metric(client.get("/metrics").text, "http_requests_in_flight") - 1
 
 
 def test_sigterm_lets_in_flight_requests_finish(database_url: str) -> None:
@@ -23,7 +24,7 @@ def test_sigterm_lets_in_flight_requests_finish(database_url: str) -> None:
         # Hold the users table so that creates stay in flight while the server is told to stop.
         blocker = await asyncpg.connect(database_url)
         try:
-            async with httpx2.AsyncClient(base_url=live.url, timeout=30) as client:
+            async with live.async_client(timeout=30) as client:
                 async with blocker.transaction():
                     await blocker.execute("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
                     creates = [
@@ -72,7 +73,7 @@ def test_sigterm_under_load_gives_no_error_and_loses_no_write(database_url: str)
                 created.append(response.json()["id"])
 
     async def load() -> None:
-        async with httpx2.AsyncClient(base_url=live.url, timeout=30) as client:
+        async with live.async_client(timeout=30) as client:
             clients = [asyncio.create_task(client_loop(client, n)) for n in range(16)]
             await asyncio.sleep(1.5)
             live.process.send_signal(signal.SIGTERM)

@@ -1,15 +1,25 @@
 """The `user-service` command."""
 
 import argparse
+import asyncio
 import logging.config
+import os
 import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 
 import asyncpg
 
 from . import database, logs, migrations, server
+from .auth import tokens
 from .config import Settings, get_settings_or_exit
+
+logger = logging.getLogger("user_service")
+ADMIN_TOKEN_FILE = "admin.token"  # noqa: S105 (a file name)
+ADMIN_TOKEN_NAME = "admin"  # noqa: S105 (the token's label)
+T = TypeVar("T")
 
 # Failures an operator fixes in configuration or infrastructure: one line, no traceback.
 _CONNECTION_FAILURES = (
@@ -26,14 +36,41 @@ def _serve(args: argparse.Namespace, settings: Settings) -> None:
         database.resolve_url(settings)  # the embedded server, if any, starts once, here
         if args.migrate:
             migrations.upgrade()
-        server.run(
-            settings,
-            host=args.host or settings.app_host,
-            port=settings.app_port if args.port is None else args.port,
-            workers=args.workers or settings.app_workers,
-        )
+        host = args.host or settings.app_host
+        port = settings.app_port if args.port is None else args.port
+        if settings.embedded:
+            _ensure_admin_token(settings, f"http://{host}:{port}")
+        server.run(settings, host=host, port=port, workers=args.workers or settings.app_workers)
     finally:
         shutil.rmtree(metrics, ignore_errors=True)
+
+
+def _ensure_admin_token(settings: Settings, url: str) -> None:
+    """On the embedded database, keep a live token with every scope in a file beside the
+    data, readable by its owner only: secure by default, one step for a newcomer."""
+    path = settings.db_embedded_dir.parent / ADMIN_TOKEN_FILE
+
+    async def ensure(connection: asyncpg.Connection) -> None:
+        if path.exists() and await tokens.is_live(connection, path.read_text().strip()):
+            return
+        await connection.execute(
+            "UPDATE api_tokens SET revoked_at = now() WHERE name = $1 AND revoked_at IS NULL",
+            ADMIN_TOKEN_NAME,
+        )  # its secret, in a lost or stale file, is gone
+        token = await tokens.create(connection, ADMIN_TOKEN_NAME, sorted(_known_scopes()))
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(token + "\n")
+        os.chmod(path, 0o600)  # in case the file was there before, with looser rights
+        logger.info("Created the admin token (every scope) in %s", path)
+
+    _tokens(settings, ensure)
+    logger.info(
+        'Admin token in %s; try: curl -H "Authorization: Bearer $(cat %s)" %s/users',
+        path,
+        path,
+        url,
+    )
 
 
 def _migrate(args: argparse.Namespace, settings: Settings) -> None:
@@ -42,6 +79,112 @@ def _migrate(args: argparse.Namespace, settings: Settings) -> None:
 
 def _downgrade(args: argparse.Namespace, settings: Settings) -> None:
     migrations.downgrade(args.revision)
+
+
+def _connection(settings: Settings) -> Any:
+    """A connection to the application database, for one command."""
+    url = database.resolve_url(settings)
+    return asyncpg.connect(
+        database.dsn(url),
+        statement_cache_size=0 if settings.db_pgbouncer else 100,
+        **database.connect_options(settings),
+    )
+
+
+def _tokens(settings: Settings, use: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+    async def run() -> T:
+        connection = await _connection(settings)
+        try:
+            return await use(connection)
+        finally:
+            await connection.close()
+
+    try:
+        return asyncio.run(run())
+    except tokens.TokenError as exc:
+        sys.exit(f"user-service: {exc}")
+    except asyncpg.UndefinedTableError:
+        sys.exit("user-service: the database has no api_tokens table; run user-service migrate")
+
+
+def _scopes(value: str) -> list[str]:
+    return sorted({scope.strip() for scope in value.split(",") if scope.strip()})
+
+
+def _known_scopes() -> dict[str, str]:
+    """Every scope a route requires, with what it allows."""
+    # Imported this late because the app imports prometheus_client, and `serve` must name
+    # the metrics folder before that happens.
+    from .auth.guard import SCOPES
+    from .main import load_modules
+
+    load_modules()
+    return SCOPES
+
+
+def _duration(value: str) -> timedelta:
+    try:
+        return tokens.parse_duration(value)
+    except tokens.TokenError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _token_name(value: str) -> str:
+    if not value.strip() or len(value) > 100 or not value.isprintable():
+        raise argparse.ArgumentTypeError("must be 1 to 100 printable characters")
+    return value
+
+
+def _create_token(args: argparse.Namespace, settings: Settings) -> None:
+    known = _known_scopes()
+    unknown = [scope for scope in args.scopes if scope not in known]
+    if unknown or not args.scopes:
+        sys.exit(
+            f"user-service: unknown scope {', '.join(unknown) or '(none)'}; "
+            f"choose from {', '.join(known)}"
+        )
+    token = _tokens(settings, lambda c: tokens.create(c, args.name, args.scopes, args.expires_in))
+    print(token)  # alone on stdout, so that scripts can capture it
+    expiry = "never"
+    if args.expires_in:
+        expiry = _when(datetime.now(UTC) + args.expires_in)
+    logger.info("Created token %r (%s), expiring %s", args.name, ", ".join(args.scopes), expiry)
+
+
+def _list_tokens(args: argparse.Namespace, settings: Settings) -> None:
+    rows = [("NAME", "SCOPES", "CREATED", "EXPIRES", "LAST USED", "STATUS")]
+    now = datetime.now(UTC)
+    for info in _tokens(settings, tokens.list_all):
+        if info.revoked_at:
+            status = "revoked"
+        elif info.expires_at and info.expires_at <= now:
+            status = "expired"
+        else:
+            status = "live"
+        rows.append(
+            (
+                info.name,
+                ",".join(info.scopes),
+                _when(info.created_at),
+                _when(info.expires_at, "never"),
+                _when(info.last_used_at, "never"),
+                status,
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
+
+
+def _when(moment: datetime | None, default: str = "") -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ") if moment else default
+
+
+def _revoke_token(args: argparse.Namespace, settings: Settings) -> None:
+    _tokens(settings, lambda c: tokens.revoke(c, args.name))
+    logger.info("Revoked token %r; it stops working within a second", args.name)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -71,6 +214,27 @@ def _parser() -> argparse.ArgumentParser:
     downgrade = commands.add_parser("downgrade", help="downgrade the database schema")
     downgrade.add_argument("revision", metavar="REV", help="target revision, or 'base'")
     downgrade.set_defaults(run=_downgrade)
+
+    token_commands = commands.add_parser("tokens", help="manage API tokens").add_subparsers(
+        required=True, metavar="ACTION"
+    )
+    create = token_commands.add_parser(
+        "create", help="create a token and print it (once: only its hash is kept)"
+    )
+    create.add_argument("--name", required=True, type=_token_name, help="unique among live tokens")
+    create.add_argument(
+        "--scopes", required=True, type=_scopes, help="comma-separated, e.g. users:read,users:write"
+    )
+    create.add_argument(
+        "--expires-in", type=_duration, metavar="DURATION", help="e.g. 90d, 12h (default: never)"
+    )
+    create.set_defaults(run=_create_token)
+    token_commands.add_parser("list", help="list tokens (never their secrets)").set_defaults(
+        run=_list_tokens
+    )
+    revoke = token_commands.add_parser("revoke", help="revoke the live token of this name")
+    revoke.add_argument("name", metavar="NAME")
+    revoke.set_defaults(run=_revoke_token)
     return parser
 
 

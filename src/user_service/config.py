@@ -4,10 +4,18 @@ import os
 import sys
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import (
+    AnyHttpUrl,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -47,6 +55,20 @@ class Settings(BaseSettings):
     app_workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     app_graceful_timeout: int = Field(default=20, ge=1)
     app_max_body_bytes: int = Field(default=64 * 1024, ge=1)
+    # Proxies whose X-Forwarded-For names the client (whose address the rate limit counts).
+    app_forwarded_allow_ips: str = "127.0.0.1,::1"
+
+    # JWTs from an identity provider are accepted when all three are set.
+    auth_jwks_url: AnyHttpUrl | None = None
+    auth_issuer: str | None = None
+    auth_audience: str | None = None
+    auth_leeway: float = Field(default=30, ge=0)  # seconds of clock skew allowed on exp/nbf
+    auth_jwks_refetch_interval: float = Field(default=10, ge=0)  # on an unknown key id
+    auth_failures_per_minute: int = Field(default=20, ge=1)  # per client address
+
+    metrics_public: bool = False
+    docs_enabled: bool = True
+    cors_origins: Annotated[list[str], NoDecode] = []
 
     # json for machines (the default outside a terminal), text for people.
     log_format: Literal["json", "text"] = Field(
@@ -59,6 +81,22 @@ class Settings(BaseSettings):
         if value not in POSTGRES_DRIVERS:
             raise ValueError(f"must be one of {', '.join(POSTGRES_DRIVERS)}")
         return value
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: str | list[str]) -> list[str]:
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _oidc_complete(self) -> "Settings":
+        oidc = {"AUTH_JWKS_URL": self.auth_jwks_url, "AUTH_ISSUER": self.auth_issuer}
+        oidc["AUTH_AUDIENCE"] = self.auth_audience
+        if any(oidc.values()) and not all(oidc.values()):
+            missing = ", ".join(name for name, value in oidc.items() if not value)
+            raise ValueError(f"JWT authentication needs {missing} as well")
+        return self
 
     @field_validator("db_pool_max_size")
     @classmethod
@@ -125,6 +163,7 @@ def get_settings_or_exit() -> Settings:
         return get_settings()
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'_'.join(map(str, error['loc'])).upper()}: {error['msg']}" for error in exc.errors()
+            f"{'_'.join(map(str, error['loc'])).upper() or 'settings'}: {error['msg']}"
+            for error in exc.errors()
         )
         sys.exit(f"user-service: invalid configuration: {problems}")

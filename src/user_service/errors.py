@@ -2,7 +2,7 @@
 
 import logging
 from http import HTTPStatus
-from typing import Any
+from typing import Any, cast
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -43,9 +43,10 @@ class AppError(Exception):
 
     status_code = HTTPStatus.INTERNAL_SERVER_ERROR
 
-    def __init__(self, detail: str) -> None:
+    def __init__(self, detail: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(detail)
         self.detail = detail
+        self.headers = headers
 
 
 class NotFoundError(AppError):
@@ -85,12 +86,12 @@ def _describe(error: Any) -> FieldError:
 
 
 async def _app_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, AppError)
-    return problem(exc.status_code, exc.detail)
+    exc = cast(AppError, exc)  # the handler for AppError: Starlette types it as Exception
+    return problem(exc.status_code, exc.detail, exc.headers)
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, HTTPException)
+    exc = cast(HTTPException, exc)
     headers, detail = dict(exc.headers or {}), exc.detail
     if exc.status_code == HTTPStatus.METHOD_NOT_ALLOWED:
         # Starlette names the methods of the first route on the path only.
@@ -111,7 +112,7 @@ def _allowed_methods(request: Request) -> list[str]:
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
+    exc = cast(RequestValidationError, exc)
     errors = [_describe(error) for error in exc.errors()]
     fields = ", ".join(".".join(map(str, error.loc)) for error in errors)
     return problem(

@@ -8,14 +8,18 @@ from importlib.metadata import entry_points
 from types import ModuleType
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from . import database, errors, health, migrations, observability
+from .auth import guard
 from .config import get_settings
-from .http import BodySizeLimit
+from .http import BodySizeLimit, SecurityHeaders
 
 logger = logging.getLogger(__name__)
 
 MODULES_GROUP = "user_service.modules"
+
+READ_METRICS = guard.require("metrics:read", "Read /metrics (unless METRICS_PUBLIC is set).")
 
 
 def load_modules(app: FastAPI | None = None) -> list[ModuleType]:
@@ -50,11 +54,26 @@ def get_app() -> FastAPI:
         summary="Add, read, rename, list and delete users.",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url="/docs" if settings.docs_enabled else None,
+        redoc_url="/redoc" if settings.docs_enabled else None,
+        openapi_url="/openapi.json" if settings.docs_enabled else None,
     )
     app.state.schema = migrations.Schema()
+    guard.install(app, settings)
     errors.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.app_max_body_bytes)
-    observability.install(app)  # outermost: it sees every request and final status
+    app.add_middleware(SecurityHeaders)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+            expose_headers=["Location", "Retry-After", "WWW-Authenticate", "X-Request-ID"],
+            max_age=600,
+        )
+    # Outermost: it sees every request.
+    observability.install(app, guard=[] if settings.metrics_public else [READ_METRICS])
     app.include_router(health.router)
     load_modules(app)
     return app

@@ -6,9 +6,11 @@ import os
 import re
 import time
 import uuid
+from collections.abc import Sequence
+from typing import Any
 
 import asyncpg
-from fastapi import APIRouter, FastAPI, Response
+from fastapi import FastAPI, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -85,6 +87,7 @@ class RequestObserver:
             method = scope["method"]
             REQUESTS.labels(method, route, status).inc()
             LATENCY.labels(method, route).observe(elapsed)
+            principal = scope.get("state", {}).get("principal")
             access_log.info(
                 "%s %s %d %.1fms",
                 method,
@@ -96,6 +99,7 @@ class RequestObserver:
                     "path": route,
                     "status": status,
                     "duration_ms": round(elapsed * 1000, 3),
+                    "principal": principal and principal.name,
                 },
             )
             logs.request_id.reset(token)
@@ -118,10 +122,6 @@ def _template(scope: Scope) -> str:
     return str(scope["path"]) if "endpoint" in scope else UNMATCHED
 
 
-router = APIRouter(include_in_schema=False)
-
-
-@router.get("/metrics")
 def metrics() -> Response:
     """Prometheus metrics of every worker process."""
     registry = REGISTRY
@@ -131,6 +131,9 @@ def metrics() -> Response:
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
 
-def install(app: FastAPI) -> None:
+def install(app: FastAPI, guard: Sequence[Any]) -> None:
+    """Observe every request; serve /metrics behind the `guard` dependencies."""
     app.add_middleware(RequestObserver)
-    app.include_router(router)
+    app.add_api_route(
+        "/metrics", metrics, methods=["GET"], include_in_schema=False, dependencies=guard
+    )

@@ -21,7 +21,7 @@ from tests.deploy.dockerfile import (
     shell_command,
     stages,
 )
-from tests.support import free_port, wait_for_ok
+from tests.support import bearer, free_port, issue_token, wait_for_ok
 
 PRODUCTION_INSTALL = "uv sync --locked --no-dev --no-editable"
 LEFT_OUT = ("pgserver", "pytest", "ruff", "mypy", "coverage", "kubernetes_validate")
@@ -179,7 +179,10 @@ def test_image_serves_then_stops_cleanly_on_sigterm(
         )
         assert checked.returncode == 0, checked.stderr
         assert httpx2.get(f"{url}/readyz").status_code == 200, log.read_text()
-        assert httpx2.post(f"{url}/users", json={"name": "x"}).status_code == 201
+        created = httpx2.post(
+            f"{url}/users", json={"name": "x"}, headers=bearer(issue_token(database_url))
+        )
+        assert created.status_code == 201, created.text
 
         server.send_signal(signal.SIGTERM)
         assert server.wait(timeout=30) == 0, log.read_text()

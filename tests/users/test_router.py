@@ -31,7 +31,7 @@ def assert_problem(response: httpx2.Response, status: int) -> dict[str, object]:
 
 def test_crud(server: Server) -> None:
     """The tutorial's test, against a running server."""
-    with httpx2.Client(base_url=server.url) as client:
+    with server.client() as client:
         nickname = str(uuid.uuid4())
         r = client.post("/users", json={"name": nickname})
         r.raise_for_status()
@@ -116,7 +116,7 @@ def test_delete_twice_is_404(client: TestClient) -> None:
 
 def test_concurrent_deletes_of_one_user_give_exactly_one_200(server: Server) -> None:
     async def race() -> list[int]:
-        async with httpx2.AsyncClient(base_url=server.url) as client:
+        async with server.async_client() as client:
             user = (await client.post("/users", json={"name": "contested"})).json()
             responses = await asyncio.gather(
                 *(client.delete(f"/users/{user['id']}") for _ in range(20))
@@ -274,10 +274,24 @@ def test_openapi_documents_every_status(client: TestClient) -> None:
         if path.startswith("/users")
         for method, operation in operations.items()
     }
+    auth = {"401", "403", "429"}
     assert documented == {
-        ("/users", "post"): {"201", "413", "415", "422", "503"},
-        ("/users", "get"): {"200", "422", "503"},
-        ("/users/{user_id}", "get"): {"200", "404", "422", "503"},
-        ("/users/{user_id}", "patch"): {"200", "404", "413", "415", "422", "503"},
-        ("/users/{user_id}", "delete"): {"200", "404", "422", "503"},
+        ("/users", "post"): {"201", "413", "415", "422", "503", *auth},
+        ("/users", "get"): {"200", "422", "503", *auth},
+        ("/users/{user_id}", "get"): {"200", "404", "422", "503", *auth},
+        ("/users/{user_id}", "patch"): {"200", "404", "413", "415", "422", "503", *auth},
+        ("/users/{user_id}", "delete"): {"200", "404", "422", "503", *auth},
+    }
+    security = {
+        (path, method): operation["security"]
+        for path, operations in paths.items()
+        for method, operation in operations.items()
+        if "security" in operation
+    }
+    assert security == {
+        ("/users", "post"): [{"bearer": ["users:write"]}],
+        ("/users", "get"): [{"bearer": ["users:read"]}],
+        ("/users/{user_id}", "get"): [{"bearer": ["users:read"]}],
+        ("/users/{user_id}", "patch"): [{"bearer": ["users:write"]}],
+        ("/users/{user_id}", "delete"): [{"bearer": ["users:write"]}],
     }

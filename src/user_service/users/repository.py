@@ -1,5 +1,7 @@
 """All SQL for users, in one place."""
 
+from typing import cast
+
 import asyncpg
 
 from ..database import Database
@@ -21,8 +23,7 @@ async def create(db: Database, *, nickname: str) -> UserRead:
     row = await db.fetchrow(
         "INSERT INTO users (nickname) VALUES ($1) RETURNING id, nickname", nickname
     )
-    assert row is not None  # INSERT ... RETURNING always yields the row
-    return _user(row)
+    return _user(cast(asyncpg.Record, row))  # INSERT ... RETURNING always yields the row
 
 
 async def rename(db: Database, *, user_id: int, nickname: str) -> UserRead | None:

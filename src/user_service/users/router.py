@@ -3,6 +3,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Response
 
 from .. import errors
+from ..auth.guard import require
 from ..database import Db
 from ..http import JSON_BODY
 from . import repository
@@ -12,7 +13,10 @@ MAX_ID = 2**63 - 1  # ids are PostgreSQL bigints
 
 UserId = Annotated[int, Path(ge=1, le=MAX_ID, description="The user's id.")]
 
-router = APIRouter(prefix="/users", tags=["users"])
+READ = require("users:read", "Read and list users.")
+WRITE = require("users:write", "Add, rename and delete users.")
+
+router = APIRouter(prefix="/users", tags=["users"], responses=errors.responses(401, 403, 429))
 
 
 def _not_found(user_id: int) -> errors.NotFoundError:
@@ -28,7 +32,7 @@ CREATED: dict[str, Any] = {
 @router.post(
     "",
     status_code=201,
-    dependencies=[JSON_BODY],
+    dependencies=[WRITE, JSON_BODY],
     responses={201: CREATED, **errors.responses(413, 415, 422, 503)},
 )
 async def create_user(body: UserCreate, db: Db, response: Response) -> UserRead:
@@ -38,7 +42,7 @@ async def create_user(body: UserCreate, db: Db, response: Response) -> UserRead:
     return user
 
 
-@router.get("", responses=errors.responses(422, 503))
+@router.get("", dependencies=[READ], responses=errors.responses(422, 503))
 async def list_users(
     db: Db,
     limit: Annotated[int, Query(ge=1, le=100, description="Page size.")] = 50,
@@ -51,7 +55,7 @@ async def list_users(
     return UserPage(items=users, next_cursor=users[-1].id if more else None)
 
 
-@router.get("/{user_id}", responses=errors.responses(404, 422, 503))
+@router.get("/{user_id}", dependencies=[READ], responses=errors.responses(404, 422, 503))
 async def get_user(user_id: UserId, db: Db) -> UserRead:
     """Read one user."""
     user = await repository.get(db, user_id=user_id)
@@ -61,7 +65,9 @@ async def get_user(user_id: UserId, db: Db) -> UserRead:
 
 
 @router.patch(
-    "/{user_id}", dependencies=[JSON_BODY], responses=errors.responses(404, 413, 415, 422, 503)
+    "/{user_id}",
+    dependencies=[WRITE, JSON_BODY],
+    responses=errors.responses(404, 413, 415, 422, 503),
 )
 async def update_user(user_id: UserId, body: UserUpdate, db: Db) -> UserRead:
     """Rename a user."""
@@ -71,7 +77,7 @@ async def update_user(user_id: UserId, body: UserUpdate, db: Db) -> UserRead:
     return user
 
 
-@router.delete("/{user_id}", responses=errors.responses(404, 422, 503))
+@router.delete("/{user_id}", dependencies=[WRITE], responses=errors.responses(404, 422, 503))
 async def delete_user(user_id: UserId, db: Db) -> UserDeleted:
     """Delete a user."""
     if not await repository.delete(db, user_id=user_id):
