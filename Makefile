@@ -8,7 +8,7 @@ UV_VERSION := 0.13.9
 # uv from PATH if there is one, else our own copy in .tools/
 UV := $(or $(shell command -v uv 2>/dev/null),.tools/bin/uv)
 
-.PHONY: help install run test lint typecheck test-tools pytest clean
+.PHONY: help install run test lint typecheck test-tools pytest audit clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -48,6 +48,14 @@ test-tools:
 
 pytest: install test-tools  ## the tests (alembic check among them) with coverage, on a real PostgreSQL
 	$(UV) run --no-sync pytest --cov --cov-report=term --cov-fail-under=90
+
+# Not part of `make test`: pip-audit asks pypi.org's JSON API (or osv.dev) about each locked
+# version, and CI machines that reach only a package mirror cannot get an answer.
+audit: install  ## fail on known vulnerabilities in the locked dependencies (needs pypi.org)
+	$(UV) export --locked --all-extras --all-groups --no-emit-project --quiet \
+	  --format requirements-txt -o .venv/audit-requirements.txt
+	$(UV) run --no-sync pip-audit --strict --disable-pip --require-hashes \
+	  -r .venv/audit-requirements.txt
 
 clean:  ## remove the environment and caches (keeps .data/)
 	rm -rf .venv .tools .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.*

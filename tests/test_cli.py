@@ -2,6 +2,7 @@
 
 import os
 import signal
+import stat
 import subprocess
 from pathlib import Path
 
@@ -87,10 +88,14 @@ def test_embedded_database_keeps_data_across_restarts(tmp_path: Path) -> None:
     env = {**without_database(), "DB_EMBEDDED_DIR": str(data)}
 
     first = Server(env=env)
+    admin = tmp_path / "admin.token"  # beside the data, made on first start
     with first.client() as client:
         user = client.post("/users", json={"name": "survivor"}).json()
     code, log = first.stop()
     assert code == 0, log
+    assert stat.S_IMODE(admin.stat().st_mode) == 0o600
+    token = admin.read_text().strip()
+    assert f'curl -H \\"Authorization: Bearer $(cat {admin})\\" {first.url}/users' in log
     assert f"Embedded PostgreSQL is running with its data in {data}" in log, log
     assert "set DB_DSN or DB_HOST" in log
     assert not (data / "postmaster.pid").exists(), "the embedded server outlived the service"
@@ -102,6 +107,7 @@ def test_embedded_database_keeps_data_across_restarts(tmp_path: Path) -> None:
     finally:
         code, log = second.stop()
     assert response.json() == {"id": user["id"], "nickname": "survivor"}
+    assert admin.read_text().strip() == token  # still live: kept
     assert code == 0, log
     assert not (data / "postmaster.pid").exists()
 

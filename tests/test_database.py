@@ -81,7 +81,7 @@ def test_database_outage_answers_503_then_recovers_without_losing_writes(
         down = time.monotonic()
         await asyncio.to_thread(postgres.stop)
         await asyncio.sleep(3)
-        async with live.async_client(timeout=30) as client:
+        async with httpx2.AsyncClient(base_url=live.url, timeout=30) as client:
             readiness.append((await client.get("/readyz")).status_code)
         await asyncio.to_thread(postgres.start)
         up = time.monotonic()

@@ -148,7 +148,8 @@ class Authenticator:
             raise UnauthenticatedError(str(exc)) from None
         except ProviderUnavailableError:
             raise ProviderDownError from None
-        return Principal(f"jwt:{claims['sub']}", _jwt_scopes(claims), float(claims["exp"]))
+        expires_at = float(claims["exp"]) + self.jwt.leeway  # as the decoder allowed
+        return Principal(f"jwt:{claims['sub']}", _jwt_scopes(claims), expires_at)
 
 
 def _jwt_scopes(claims: dict[str, Any]) -> frozenset[str]:

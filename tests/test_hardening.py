@@ -1,0 +1,142 @@
+"""What every response carries and never carries; browser-facing switches."""
+
+import os
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import make_url
+
+from tests.support import Server, bearer, issue_token, run_sql
+from user_service.config import get_settings
+from user_service.main import get_app
+
+
+@pytest.fixture
+def configured(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
+    """Set variables with the returned monkeypatch, then build the app."""
+    yield monkeypatch
+    monkeypatch.undo()
+    get_settings.cache_clear()
+
+
+def app_with(monkeypatch: pytest.MonkeyPatch, **variables: str) -> TestClient:
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    return TestClient(get_app(), raise_server_exceptions=False)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("GET", "/users", 200),
+        ("GET", "/users/1", 404),
+        ("GET", "/users/0", 422),
+        ("DELETE", "/users", 405),
+        ("GET", "/healthz", 200),
+    ],
+)
+def test_every_answer_forbids_sniffing_and_caching(
+    client: TestClient, method: str, path: str, status: int
+) -> None:
+    response = client.request(method, path)
+    assert response.status_code == status
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["cache-control"] == "no-store"
+
+
+def test_unauthenticated_answers_carry_them_too(anonymous: TestClient) -> None:
+    response = anonymous.get("/users")
+    assert response.status_code == 401
+    assert response.headers["x-content-type-options"] == "nosniff"
+
+
+def test_cors_is_off_by_default(client: TestClient) -> None:
+    preflight = client.options(
+        "/users",
+        headers={"Origin": "https://app.example", "Access-Control-Request-Method": "POST"},
+    )
+    simple = client.get("/users", headers={"Origin": "https://app.example"})
+    assert "access-control-allow-origin" not in preflight.headers
+    assert "access-control-allow-origin" not in simple.headers
+
+
+def test_cors_allows_only_the_listed_origins(configured: pytest.MonkeyPatch, token: str) -> None:
+    origins = "https://app.example, https://admin.example"
+    with app_with(configured, CORS_ORIGINS=origins) as client:
+        allowed = client.options(
+            "/users",
+            headers={
+                "Origin": "https://admin.example",
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization, content-type",
+            },
+        )
+        refused = client.options(
+            "/users",
+            headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
+        )
+        simple = client.get("/users", headers={"Origin": "https://app.example", **bearer(token)})
+
+    assert allowed.status_code == 200
+    assert allowed.headers["access-control-allow-origin"] == "https://admin.example"
+    assert "authorization" in allowed.headers["access-control-allow-headers"].lower()
+    assert refused.status_code == 400
+    assert "access-control-allow-origin" not in refused.headers
+    assert simple.headers["access-control-allow-origin"] == "https://app.example"
+    assert "x-request-id" in simple.headers["access-control-expose-headers"].lower()
+
+
+def test_docs_are_served_unless_disabled(configured: pytest.MonkeyPatch) -> None:
+    with app_with(configured) as client:
+        assert client.get("/docs").status_code == 200
+        schemes = client.get("/openapi.json").json()["components"]["securitySchemes"]
+        assert schemes["bearer"]["scheme"] == "bearer"
+    with app_with(configured, DOCS_ENABLED="false") as client:
+        assert [client.get(path).status_code for path in ("/docs", "/redoc", "/openapi.json")] == [
+            404
+        ] * 3
+
+
+def test_metrics_need_a_token_unless_public(
+    configured: pytest.MonkeyPatch, database_url: str
+) -> None:
+    reader = bearer(issue_token(database_url, "users:read"))
+    with app_with(configured) as client:
+        assert client.get("/metrics").status_code == 401
+        assert client.get("/metrics", headers=reader).status_code == 403
+        assert client.get("/metrics", headers=bearer(issue_token(database_url))).status_code == 200
+    with app_with(configured, METRICS_PUBLIC="true") as client:
+        assert client.get("/metrics").status_code == 200
+
+
+def test_internal_errors_leak_nothing_and_secrets_stay_out_of_logs(database_url: str) -> None:
+    password = "hunter2-never-logged"
+    dsn = make_url(os.environ["DB_DSN"]).set(password=password)
+    live = Server(env={**os.environ, "DB_DSN": dsn.render_as_string(hide_password=False)})
+    token = live.token()
+    try:
+        with live.client() as client:
+            created = client.post("/users", json={"name": "x"})
+            assert created.status_code == 201
+            run_sql(database_url, "ALTER TABLE users RENAME TO users_elsewhere")
+            try:
+                broken = client.get(f"/users/{created.json()['id']}")
+            finally:
+                run_sql(database_url, "ALTER TABLE users_elsewhere RENAME TO users")
+            wrong = client.get("/users", headers=bearer(token[:-1] + "x"))
+        assert "server" not in broken.headers  # no version banner
+    finally:
+        code, log = live.stop()
+
+    assert broken.status_code == 500
+    assert broken.json()["detail"] == "An unexpected error occurred."
+    for leak in ("users", "SELECT", "Traceback", "asyncpg", "postgres", password):
+        assert leak not in broken.text
+    assert wrong.status_code == 401
+    assert "UndefinedTableError" in log  # the operator sees what happened...
+    assert password not in log  # ... but no secret
+    assert token not in log
+    assert token[:-1] not in log
+    assert code == 0, log
