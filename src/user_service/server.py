@@ -2,6 +2,7 @@
 SIGTERM drains in-flight requests within APP_GRACEFUL_TIMEOUT, then exits 0)."""
 
 import asyncio
+import importlib
 import os
 import shutil
 import signal
@@ -36,8 +37,9 @@ class Worker(UvicornWorker):  # type: ignore[misc]
 
 
 class _Application(BaseApplication):
-    def __init__(self, options: dict[str, Any]) -> None:
+    def __init__(self, options: dict[str, Any], app: str) -> None:
         self.options = options
+        self.app = app
         super().__init__()
 
     def load_config(self) -> None:
@@ -45,8 +47,9 @@ class _Application(BaseApplication):
             self.cfg.set(key, value)
 
     def load(self) -> ASGIApp:
-        from .asgi import app  # in each worker, after the fork: its own app and pool
-
+        # In each worker, after the fork: its own app and pool.
+        module, _, name = self.app.partition(":")
+        app: ASGIApp = getattr(importlib.import_module(module), name)
         return app
 
 
@@ -70,8 +73,11 @@ def metrics_directory() -> Path:
     return directory
 
 
-def run(settings: Settings, host: str, port: int, workers: int) -> None:
-    """Serve until SIGTERM or SIGINT; exits the process (0 when stopped by a signal)."""
+def run(
+    settings: Settings, host: str, port: int, workers: int, app: str = "user_service.asgi:app"
+) -> None:
+    """Serve `app` (module:attribute) until SIGTERM or SIGINT; exits the process (0 when
+    stopped by a signal)."""
     bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     _Application(
         {
@@ -86,5 +92,7 @@ def run(settings: Settings, host: str, port: int, workers: int) -> None:
             "child_exit": _forget_worker,
             "proc_name": "user-service",
             "control_socket_disable": True,  # no runtime control; it wants a writable $HOME
-        }
+            "forwarded_allow_ips": settings.app_forwarded_allow_ips,
+        },
+        app,
     ).run()
