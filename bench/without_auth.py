@@ -6,6 +6,7 @@ from fastapi import Request
 from user_service.auth.guard import SCOPES, Principal
 from user_service.main import get_app
 
+
 class _LetEveryoneIn:
     def __init__(self) -> None:
         self.everyone = Principal("bench", frozenset(SCOPES))

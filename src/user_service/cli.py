@@ -8,7 +8,7 @@ import shutil
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import asyncpg
 
@@ -81,19 +81,15 @@ def _downgrade(args: argparse.Namespace, settings: Settings) -> None:
     migrations.downgrade(args.revision)
 
 
-def _connection(settings: Settings) -> Any:
-    """A connection to the application database, for one command."""
-    url = database.resolve_url(settings)
-    return asyncpg.connect(
-        database.dsn(url),
-        statement_cache_size=0 if settings.db_pgbouncer else 100,
-        **database.connect_options(settings),
-    )
-
-
 def _tokens(settings: Settings, use: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+    """Run `use` on a connection to the application database."""
+
     async def run() -> T:
-        connection = await _connection(settings)
+        connection = await asyncpg.connect(
+            database.dsn(database.resolve_url(settings)),
+            statement_cache_size=0 if settings.db_pgbouncer else 100,
+            **database.connect_options(settings),
+        )
         try:
             return await use(connection)
         finally:

@@ -91,8 +91,11 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _oidc_complete(self) -> "Settings":
-        oidc = {"AUTH_JWKS_URL": self.auth_jwks_url, "AUTH_ISSUER": self.auth_issuer}
-        oidc["AUTH_AUDIENCE"] = self.auth_audience
+        oidc = {
+            "AUTH_JWKS_URL": self.auth_jwks_url,
+            "AUTH_ISSUER": self.auth_issuer,
+            "AUTH_AUDIENCE": self.auth_audience,
+        }
         if any(oidc.values()) and not all(oidc.values()):
             missing = ", ".join(name for name, value in oidc.items() if not value)
             raise ValueError(f"JWT authentication needs {missing} as well")

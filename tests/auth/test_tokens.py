@@ -1,6 +1,7 @@
 """API tokens: every /users route needs one with the right scope; the CLI manages them."""
 
 import hashlib
+import os
 import re
 import subprocess
 import time
@@ -226,3 +227,25 @@ def test_successful_and_anonymous_traffic_is_not_limited(token: str) -> None:
         statuses = {client.get("/users", headers=bearer(token)).status_code for _ in range(50)}
         statuses |= {client.get("/users").status_code for _ in range(10)} - {401}
     assert statuses == {200}
+
+
+@pytest.mark.parametrize(("trusted", "separate"), [("127.0.0.1", True), ("10.9.9.9", False)])
+def test_behind_a_trusted_proxy_each_forwarded_client_has_its_own_limit(
+    trusted: str, separate: bool
+) -> None:
+    env = {**os.environ, "AUTH_FAILURES_PER_MINUTE": "2", "APP_FORWARDED_ALLOW_IPS": trusted}
+    live = Server("--workers", "1", env=env)
+    wrong = bearer("ust_" + "C" * 43)
+    try:
+        with httpx2.Client(base_url=live.url, headers=wrong) as proxy:
+            first = [
+                proxy.get("/users", headers={"X-Forwarded-For": "198.51.100.1"}).status_code
+                for _ in range(3)
+            ]
+            second = proxy.get("/users", headers={"X-Forwarded-For": "198.51.100.2"})
+    finally:
+        code, log = live.stop()
+    assert first == [401, 401, 429]
+    # A trusted proxy's clients are told apart; an untrusted one's all share its address.
+    assert second.status_code == (401 if separate else 429)
+    assert code == 0, log
