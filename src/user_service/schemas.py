@@ -1,12 +1,18 @@
 """Base schemas shared by every feature."""
 
 import re
+from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-# C0 and C1 control characters (NUL included) and lone surrogates, which PostgreSQL
-# cannot store as UTF-8 text.
-_UNSTORABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+# C0 and C1 control characters (NUL included).
+_CONTROL = r"\x00-\x1f\x7f-\x9f"
+# ... and lone surrogates, which PostgreSQL cannot store as UTF-8 text either.
+_UNSTORABLE = re.compile(f"[{_CONTROL}\\ud800-\\udfff]")
+# The rule told to clients in the OpenAPI schema: no control character anywhere, at least
+# one character that is not whitespace. (Lone surrogates are not Unicode text, which is all a
+# schema describes.)
+PRINTABLE_PATTERN = f"^[^{_CONTROL}]*[^\\s{_CONTROL}][^{_CONTROL}]*$"
 
 
 class InputModel(BaseModel):
@@ -23,5 +29,9 @@ def _check_printable(value: str) -> str:
     return value
 
 
-# Annotate a `str` field with this to reject control characters and blank values.
-Printable = AfterValidator(_check_printable)
+# A `str` with no control characters and not only whitespace; its OpenAPI schema says so.
+PrintableStr = Annotated[
+    str,
+    AfterValidator(_check_printable),
+    Field(json_schema_extra={"pattern": PRINTABLE_PATTERN}),
+]

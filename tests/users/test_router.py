@@ -276,10 +276,10 @@ def test_openapi_documents_every_status(client: TestClient) -> None:
     }
     auth = {"401", "403", "429"}
     assert documented == {
-        ("/users", "post"): {"201", "413", "415", "422", "503", *auth},
+        ("/users", "post"): {"201", "400", "413", "415", "422", "503", *auth},
         ("/users", "get"): {"200", "422", "503", *auth},
         ("/users/{user_id}", "get"): {"200", "404", "422", "503", *auth},
-        ("/users/{user_id}", "patch"): {"200", "404", "413", "415", "422", "503", *auth},
+        ("/users/{user_id}", "patch"): {"200", "400", "404", "413", "415", "422", "503", *auth},
         ("/users/{user_id}", "delete"): {"200", "404", "422", "503", *auth},
     }
     security = {

@@ -11,7 +11,7 @@ from .schemas import UserCreate, UserDeleted, UserPage, UserRead, UserUpdate
 
 MAX_ID = 2**63 - 1  # ids are PostgreSQL bigints
 
-UserId = Annotated[int, Path(ge=1, le=MAX_ID, description="The user's id.")]
+UserId = Annotated[int, Path(ge=1, le=MAX_ID, description="The user's id.", examples=[1])]
 
 READ = require("users:read", "Read and list users.")
 WRITE = require("users:write", "Add, rename and delete users.")
@@ -33,7 +33,7 @@ CREATED: dict[str, Any] = {
     "",
     status_code=201,
     dependencies=[WRITE, JSON_BODY],
-    responses={201: CREATED, **errors.responses(413, 415, 422, 503)},
+    responses={201: CREATED, **errors.responses(400, 413, 415, 422, 503)},
 )
 async def create_user(body: UserCreate, db: Db, response: Response) -> UserRead:
     """Add a user; `name` becomes its nickname."""
@@ -67,7 +67,7 @@ async def get_user(user_id: UserId, db: Db) -> UserRead:
 @router.patch(
     "/{user_id}",
     dependencies=[WRITE, JSON_BODY],
-    responses=errors.responses(404, 413, 415, 422, 503),
+    responses=errors.responses(400, 404, 413, 415, 422, 503),
 )
 async def update_user(user_id: UserId, body: UserUpdate, db: Db) -> UserRead:
     """Rename a user."""

@@ -1,17 +1,21 @@
 from typing import Annotated
 
-from pydantic import BaseModel, StringConstraints
+from pydantic import BaseModel, ConfigDict, StringConstraints
 
-from ..schemas import InputModel, Printable
+from ..schemas import InputModel, PrintableStr
 
-Name = Annotated[str, StringConstraints(min_length=1, max_length=255), Printable]
+Name = Annotated[PrintableStr, StringConstraints(min_length=1, max_length=255)]
 
 
 class UserCreate(InputModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"name": "alice"}]})
+
     name: Name
 
 
 class UserUpdate(InputModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"name": "Alice Liddell"}]})
+
     name: Name
 
 
