@@ -8,7 +8,7 @@ UV_VERSION := 0.13.9
 # uv from PATH if there is one, else our own copy in .tools/
 UV := $(or $(shell command -v uv 2>/dev/null),.tools/bin/uv)
 
-.PHONY: help install run test lint typecheck test-tools pytest audit clean
+.PHONY: help install run test lint typecheck test-tools pytest audit chaos soak clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -48,6 +48,12 @@ test-tools:
 
 pytest: install test-tools  ## the tests (alembic check among them) with coverage, on a real PostgreSQL
 	$(UV) run --no-sync pytest --cov --cov-report=term --cov-fail-under=90
+
+chaos: install test-tools  ## faults under steady load; prints what clients saw (about 2 min)
+	$(UV) run --no-sync python -m reliability.chaos
+
+soak: install test-tools  ## 10 minutes of steady load: 5xx, memory, p99 drift (SOAK_SECONDS)
+	$(UV) run --no-sync python -m reliability.soak
 
 # Not part of `make test`: pip-audit asks pypi.org's JSON API (or osv.dev) about each locked
 # version, and CI machines that reach only a package mirror cannot get an answer.

@@ -1,6 +1,7 @@
 """Helpers for tests: SQL on the side, the service as a child process, PostgreSQL servers."""
 
 import asyncio
+import contextlib
 import os
 import shutil
 import socket
@@ -230,4 +231,50 @@ class Postgres:
         self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
 
     def dsn(self, database: str = "postgres") -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+
+class PgBouncer:
+    """PgBouncer in transaction pooling mode in front of `postgres`, for `database`; it runs
+    as the server's owner (it refuses to run as root)."""
+
+    def __init__(self, postgres: Postgres, directory: Path, database: str) -> None:
+        binary = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
+        if not Path(binary).exists():
+            raise FileNotFoundError(
+                "pgbouncer is not installed (Debian: apt-get install pgbouncer)"
+            )
+        self.postgres = postgres
+        self.port = free_port()
+        self.config = directory / "pgbouncer.ini"
+        directory.mkdir(parents=True)
+        (directory / "users.txt").write_text('"postgres" ""\n')
+        self.config.write_text(
+            f"[databases]\n{database} = host=127.0.0.1 port={postgres.port}\n"
+            f"[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {self.port}\n"
+            f"unix_socket_dir =\nauth_type = trust\nauth_file = {directory}/users.txt\n"
+            "pool_mode = transaction\ndefault_pool_size = 4\nmax_client_conn = 1000\n"
+        )
+        if postgres.user:
+            shutil.chown(directory, postgres.user)
+        self.command = [binary, "--quiet", str(self.config)]
+        self.process: subprocess.Popen[bytes] | None = None
+        self.start()
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(self.command, **self.postgres.as_owner())
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port)):
+                return
+            time.sleep(0.05)
+        raise TimeoutError("PgBouncer did not start")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()  # SIGTERM: immediate shutdown, connections dropped
+            self.process.wait(10)
+            self.process = None
+
+    def dsn(self, database: str) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"

@@ -1,10 +1,7 @@
 """Database connection behaviour against real servers: outages, saturation, TLS, PgBouncer."""
 
 import asyncio
-import contextlib
 import os
-import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -16,7 +13,15 @@ import httpx2
 import pytest
 import trustme
 
-from tests.support import CLI, Postgres, Server, bearer, free_port, run_sql, without_database
+from tests.support import (
+    CLI,
+    PgBouncer,
+    Postgres,
+    Server,
+    bearer,
+    run_sql,
+    without_database,
+)
 
 
 def served_by(postgres: Postgres, **settings: str) -> dict[str, str]:
@@ -262,34 +267,15 @@ def test_ssl_modes_against_a_tls_only_server(
 @pytest.fixture
 def pgbouncer(tmp_path: Path) -> Iterator[str]:
     """PgBouncer in transaction pooling mode in front of a migrated PostgreSQL; its URL."""
-    binary = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
-    if not Path(binary).exists():
-        pytest.fail("pgbouncer is not installed: `make test` installs it (Debian: apt-get)")
     postgres = Postgres(tmp_path / "server")
     # Migrations go to PostgreSQL itself: their advisory lock needs a session of their own.
     assert migrate(served_by(postgres)).returncode == 0
-    port = free_port()
-    config = tmp_path / "pgbouncer"
-    config.mkdir()
-    (config / "users.txt").write_text('"postgres" ""\n')
-    (config / "pgbouncer.ini").write_text(
-        f"[databases]\nuser_service_test = host=127.0.0.1 port={postgres.port}\n"
-        f"[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n"
-        f"auth_type = trust\nauth_file = {config}/users.txt\n"
-        "pool_mode = transaction\ndefault_pool_size = 4\nmax_client_conn = 1000\n"
-    )
-    if postgres.user:
-        shutil.chown(config, postgres.user)
-    # (As root, as the server's owner: PgBouncer will not run as root.)
-    process = subprocess.Popen([binary, str(config / "pgbouncer.ini")], **postgres.as_owner())
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port)):
-            break
-        time.sleep(0.05)
-    yield f"postgresql://postgres@127.0.0.1:{port}/user_service"  # TESTING adds _test
-    process.terminate()
-    process.wait(10)
+    try:
+        bouncer = PgBouncer(postgres, tmp_path / "pgbouncer", "user_service_test")
+    except FileNotFoundError as exc:
+        pytest.fail(f"{exc}; `make test` installs it")
+    yield bouncer.dsn("user_service")  # TESTING adds _test
+    bouncer.stop()
 
 
 def test_pgbouncer_in_transaction_mode_under_concurrent_load(pgbouncer: str) -> None:

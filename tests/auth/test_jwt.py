@@ -121,6 +121,11 @@ def app_client(provider: IdentityProvider) -> Iterator[TestClient]:
         yield client
 
 
+def valid_claims(scope: str) -> dict[str, Any]:
+    now = int(time.time())
+    return {"iss": ISSUER, "aud": AUDIENCE, "sub": "alice", "exp": now + 300, "scope": scope}
+
+
 def segment(data: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
 
@@ -192,10 +197,7 @@ def test_forged_signature_is_401(app_client: TestClient, provider: IdentityProvi
 
 def test_tampered_claims_are_401(app_client: TestClient, provider: IdentityProvider) -> None:
     header, _, signature = provider.sign("rsa-1", scope="users:read").split(".")
-    now = int(time.time())
-    escalated = segment(
-        {"iss": ISSUER, "aud": AUDIENCE, "sub": "alice", "exp": now + 300, "scope": "users:write"}
-    )
+    escalated = segment(valid_claims("users:write"))
     response = app_client.post(
         "/users", json={"name": "x"}, headers=bearer(f"{header}.{escalated}.{signature}")
     )
@@ -203,16 +205,9 @@ def test_tampered_claims_are_401(app_client: TestClient, provider: IdentityProvi
 
 
 def test_alg_none_is_401(app_client: TestClient, provider: IdentityProvider) -> None:
-    now = int(time.time())
-    claims = {
-        "iss": ISSUER,
-        "aud": AUDIENCE,
-        "sub": "alice",
-        "exp": now + 300,
-        "scope": "users:read",
-    }
+    payload = segment(valid_claims("users:read"))
     for alg in ("none", "None", "NONE"):
-        unsigned = f"{segment({'alg': alg, 'typ': 'JWT', 'kid': 'rsa-1'})}.{segment(claims)}."
+        unsigned = f"{segment({'alg': alg, 'typ': 'JWT', 'kid': 'rsa-1'})}.{payload}."
         body = assert_problem(app_client.get("/users", headers=bearer(unsigned)), 401)
         assert "not accepted" in str(body["detail"])
 
@@ -221,16 +216,8 @@ def test_hmac_signed_with_the_public_key_is_401(
     app_client: TestClient, provider: IdentityProvider
 ) -> None:
     """The RS256/HS256 confusion: the public key used as an HMAC secret."""
-    now = int(time.time())
-    claims = {
-        "iss": ISSUER,
-        "aud": AUDIENCE,
-        "sub": "alice",
-        "exp": now + 300,
-        "scope": "users:read",
-    }
     header = segment({"alg": "HS256", "typ": "JWT", "kid": "rsa-1"})
-    payload = segment(claims)
+    payload = segment(valid_claims("users:read"))
     mac = hmac.new(provider.public_pem("rsa-1"), f"{header}.{payload}".encode(), hashlib.sha256)
     signature = base64.urlsafe_b64encode(mac.digest()).rstrip(b"=").decode()
     response = app_client.get("/users", headers=bearer(f"{header}.{payload}.{signature}"))
