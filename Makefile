@@ -8,7 +8,7 @@ UV_VERSION := 0.13.9
 # uv from PATH if there is one, else our own copy in .tools/
 UV := $(or $(shell command -v uv 2>/dev/null),.tools/bin/uv)
 
-.PHONY: help install run test lint typecheck test-tools pytest audit chaos soak clean
+.PHONY: help install run test lint typecheck test-tools pytest audit chaos soak bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -54,6 +54,10 @@ chaos: install test-tools  ## faults under steady load; prints what clients saw 
 
 soak: install test-tools  ## 10 minutes of steady load: 5xx, memory, p99 drift (SOAK_SECONDS)
 	$(UV) run --no-sync python -m reliability.soak
+
+bench: install test-tools  ## the benchmark (needs wrk): a table, also in .data/bench/ (~7 min)
+	@command -v wrk >/dev/null || { echo "make bench needs wrk (Debian: sudo apt-get install wrk)"; exit 1; }
+	$(UV) run --no-sync python -m bench.run
 
 # Not part of `make test`: pip-audit asks pypi.org's JSON API (or osv.dev) about each locked
 # version, and CI machines that reach only a package mirror cannot get an answer.

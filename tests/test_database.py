@@ -22,6 +22,8 @@ from tests.support import (
     run_sql,
     without_database,
 )
+from user_service import database
+from user_service.config import get_settings
 
 
 def served_by(postgres: Postgres, **settings: str) -> dict[str, str]:
@@ -307,3 +309,30 @@ def test_pgbouncer_in_transaction_mode_under_concurrent_load(pgbouncer: str) -> 
     code, log = live.stop()
     assert stories == [[201, 200, 200, 200, 200]] * 400
     assert code == 0, log
+
+
+def test_a_connection_left_in_a_transaction_comes_back_clean(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The pool's reset skips asyncpg's full reset, but never hands out an open transaction."""
+    monkeypatch.setenv("DB_POOL_MIN_SIZE", "1")
+    monkeypatch.setenv("DB_POOL_MAX_SIZE", "1")
+    get_settings.cache_clear()
+
+    async def scenario() -> tuple[bool, bool]:
+        async with database.connect(get_settings()) as db:
+            async with db.pool.acquire() as connection:
+                await connection.execute("BEGIN")
+                await connection.execute("INSERT INTO users (nickname) VALUES ('uncommitted')")
+            async with db.pool.acquire() as connection:  # the same one: the pool holds one
+                clean = not connection.is_in_transaction()
+                stored = await connection.fetchval(
+                    "SELECT EXISTS (SELECT FROM users WHERE nickname = 'uncommitted')"
+                )
+            return clean, stored
+
+    try:
+        assert asyncio.run(scenario()) == (True, False)
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()

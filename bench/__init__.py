@@ -1,0 +1,1 @@
+"""The benchmark (`make bench`) and the apps it compares the service with."""

@@ -1,0 +1,1 @@
+INSERT INTO users (nickname) VALUES ('pgbench') RETURNING id, nickname;

@@ -1,0 +1,270 @@
+"""`make bench`: the service as users run it, against the yardstick app and two ceilings, on
+the same machine in the same run.
+
+A PostgreSQL of its own, seeded with 100,000 users. For each scenario, in turn: the service
+(`user-service serve`, production settings, a valid token), the service with the token
+check off (bench/without_auth.py), and the yardstick (bench/yardstick.py), each with the
+same worker count, each driven by wrk with 64 connections after a warm-up. Then the server
+stack with no database (GET /healthz) and PostgreSQL itself (pgbench -M prepared, the same
+SELECT by id and INSERT, 64 clients). Prints a table and writes it as JSON."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from glob import glob
+from pathlib import Path
+
+import asyncpg
+import httpx2
+
+from tests.support import CLI, Postgres, free_port, run_with_connection
+
+BENCH = Path(__file__).parent
+USERS = 100_000
+CONNECTIONS = 64
+WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
+SECONDS = int(os.environ.get("BENCH_SECONDS", "15"))
+WARM_UP = int(os.environ.get("BENCH_WARM_UP", "5"))
+SCENARIOS = os.environ.get("BENCH_SCENARIOS", "get,post,patch,list,mix").split(",")
+DATABASE = "user_service"
+
+
+@dataclass
+class Run:
+    app: str
+    scenario: str
+    rps: float
+    p50_ms: float | None
+    p99_ms: float | None
+    errors: int  # non-2xx answers and socket errors
+    peak_rss_mib: float | None  # the largest worker's peak
+
+
+def tool(name: str) -> str:
+    found = shutil.which(name) or next(iter(glob(f"/usr/lib/postgresql/*/bin/{name}")), None)
+    if found is None:
+        packages = {"wrk": "wrk", "pgbench": "postgresql-contrib"}
+        sys.exit(f"make bench needs {name} (Debian: sudo apt-get install {packages[name]})")
+    return found
+
+
+class App:
+    """One server under test, started as users start it, its workers' memory at hand."""
+
+    def __init__(self, name: str, command: list[str], env: dict[str, str], ready: str) -> None:
+        self.name = name
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 (closed in stop)
+        self.process = subprocess.Popen(
+            [*command, "--port", str(self.port), "--workers", str(WORKERS)],
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx2.get(self.url + ready, timeout=1).status_code == 200:
+                    return
+            except httpx2.TransportError:
+                pass
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                self.stop()
+                raise RuntimeError(f"{name} did not start")
+            time.sleep(0.2)
+
+    def peak_rss_mib(self) -> float:
+        pid = self.process.pid
+        workers = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        peaks = [
+            int(line.split()[1]) / 1024
+            for worker in workers
+            for line in Path(f"/proc/{worker}/status").read_text().splitlines()
+            if line.startswith("VmHWM:")
+        ]
+        return round(max(peaks), 1)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(60)
+        self.log.close()
+
+
+def wrk(url: str, scenario: str, seconds: int, token: str | None) -> dict[str, float]:
+    env = {**os.environ, "SCENARIO": scenario, "USERS": str(USERS), "TOKEN": token or ""}
+    result = subprocess.run(
+        [
+            tool("wrk"),
+            f"--connections={CONNECTIONS}",
+            "--threads=2",
+            f"--duration={seconds}s",
+            f"--script={BENCH / 'scenarios.lua'}",
+            url,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    summary: dict[str, float] = json.loads(result.stdout.strip().splitlines()[-1])
+    return summary
+
+
+def measure(app: App, scenario: str, token: str | None) -> Run:
+    wrk(app.url, scenario, WARM_UP, token)
+    summary = wrk(app.url, scenario, SECONDS, token)
+    return Run(
+        app=app.name,
+        scenario=scenario,
+        rps=round(summary["requests"] / summary["seconds"], 1),
+        p50_ms=round(summary["p50_ms"], 2),
+        p99_ms=round(summary["p99_ms"], 2),
+        errors=int(summary["non_2xx"] + summary["socket_errors"]),
+        peak_rss_mib=app.peak_rss_mib(),
+    )
+
+
+def pgbench(postgres: Postgres, script: str) -> Run:
+    result = subprocess.run(
+        [
+            tool("pgbench"),
+            "--no-vacuum",
+            "--protocol=prepared",
+            f"--client={CONNECTIONS}",
+            "--jobs=2",
+            f"--time={SECONDS}",
+            f"--file={BENCH / script}",
+            "--host=127.0.0.1",
+            f"--port={postgres.port}",
+            "--username=postgres",
+            DATABASE,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    tps = next(line for line in result.stdout.splitlines() if line.startswith("tps ="))
+    name = script.removeprefix("pgbench-").removesuffix(".sql")
+    return Run("PostgreSQL (pgbench)", name, round(float(tps.split()[2]), 1), None, None, 0, None)
+
+
+def seed(dsn: str) -> None:
+    async def fill(connection: asyncpg.Connection) -> None:
+        await connection.execute("TRUNCATE users RESTART IDENTITY")
+        await connection.execute(
+            "INSERT INTO users (nickname) SELECT 'user ' || n FROM generate_series(1, $1) n",
+            USERS,
+        )
+        await connection.execute("VACUUM ANALYZE users")
+
+    run_with_connection(dsn, fill)
+
+
+def environment(postgres: Postgres) -> dict[str, str]:
+    """Production settings (JSON logs, metrics, authentication) on the benchmark database."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DB_", "AUTH_", "APP_"))}
+    return {
+        **env,
+        "DB_HOST": "127.0.0.1",
+        "DB_PORT": str(postgres.port),
+        "DB_USER": "postgres",
+        "DB_DATABASE": DATABASE,
+        "BENCH_DSN": postgres.dsn(DATABASE),
+        "LOG_FORMAT": "json",
+        "PYTHONPATH": str(BENCH.parent),
+    }
+
+
+def apps(env: dict[str, str]) -> dict[str, tuple[list[str], str]]:
+    serve = [sys.executable, str(BENCH / "serve.py")]
+    return {
+        "service": ([CLI, "serve", "--no-migrate"], "/readyz"),
+        "service, no auth": ([*serve, "bench.without_auth:app"], "/readyz"),
+        "yardstick": ([*serve, "bench.yardstick:app"], "/users/1"),
+    }
+
+
+def ratio(value: float, base: Run | None) -> str:
+    return f"{value / base.rps:.2f}x" if base and base.rps else ""
+
+
+def table(runs: list[Run]) -> str:
+    def find(app: str, scenario: str) -> Run | None:
+        return next((r for r in runs if r.app == app and r.scenario == scenario), None)
+
+    healthz = find("service", "healthz")
+    lines = [
+        "| Scenario | App | req/s | p50 ms | p99 ms | Errors | Peak RSS/worker MiB "
+        "| vs yardstick | auth on/off | vs /healthz | vs PostgreSQL |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in runs:
+        service = r.app == "service" and r.scenario in SCENARIOS
+        database = {"get": "select", "post": "insert"}.get(r.scenario, "")
+        lines.append(
+            f"| {r.scenario} | {r.app} | {r.rps:,.0f} | {r.p50_ms or ''} | {r.p99_ms or ''} "
+            f"| {r.errors} | {r.peak_rss_mib or ''} "
+            f"| {ratio(r.rps, find('yardstick', r.scenario)) if service else ''} "
+            f"| {ratio(r.rps, find('service, no auth', r.scenario)) if service else ''} "
+            f"| {ratio(r.rps, healthz) if service else ''} "
+            f"| {ratio(r.rps, find('PostgreSQL (pgbench)', database)) if service else ''} |"
+        )
+    get, listing = find("service", "get"), find("service", "list")
+    if get and listing:
+        lines.append(f"\nList page (limit=50) / GET by id, service: {listing.rps / get.rps:.2f}x")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    tool("wrk"), tool("pgbench")  # fail early, saying what to install
+    runs: list[Run] = []
+    with tempfile.TemporaryDirectory(prefix="user-service-bench-") as scratch:
+        postgres = Postgres(Path(scratch), config="max_connections = 200")
+        try:
+            env = environment(postgres)
+            subprocess.run([CLI, "migrate"], env=env, check=True, capture_output=True)
+            seed(postgres.dsn(DATABASE))
+            token = subprocess.run(
+                [CLI, "tokens", "create", "--name", "bench", "--scopes", "users:read,users:write"],
+                env=env,
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout.strip()
+            for scenario in SCENARIOS:
+                for name, (command, ready) in apps(env).items():
+                    print(f"{scenario}: {name}", file=sys.stderr, flush=True)
+                    app = App(name, command, env, ready)
+                    try:
+                        runs.append(measure(app, scenario, token))
+                    finally:
+                        app.stop()
+            print("ceilings: /healthz, pgbench", file=sys.stderr, flush=True)
+            app = App("service", [CLI, "serve", "--no-migrate"], env, "/readyz")
+            try:
+                runs.append(measure(app, "healthz", None))
+            finally:
+                app.stop()
+            runs += [
+                pgbench(postgres, "pgbench-select.sql"),
+                pgbench(postgres, "pgbench-insert.sql"),
+            ]
+        finally:
+            postgres.stop()
+    print(table(runs))
+    out = Path(".data/bench/result.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    machine = {"cpus": os.cpu_count(), "workers": WORKERS, "connections": CONNECTIONS}
+    out.write_text(json.dumps({"machine": machine, "runs": [asdict(r) for r in runs]}, indent=2))
+    print(f"\n(also in {out})", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
