@@ -237,8 +237,9 @@ async def connect(settings: Settings) -> AsyncIterator[Database]:
         await pool.close()
 
 
-def get_db(request: Request) -> Database:
-    """The application's Database (a FastAPI dependency)."""
+async def get_db(request: Request) -> Database:
+    """The application's Database (a FastAPI dependency; async, as FastAPI would run a plain
+    function in a worker thread)."""
     db: Database = request.app.state.db
     return db
 

@@ -19,8 +19,12 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope["headers"]).get(b"content-length", b"0")
-        if not declared.isdigit() or int(declared) > self.max_bytes:
+        headers = dict(scope["headers"])
+        declared = headers.get(b"content-length")
+        if declared is None and b"transfer-encoding" not in headers:
+            await self.app(scope, receive, send)  # no body
+            return
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
             await problem(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, self._detail)(scope, receive, send)
             return
         received = 0
@@ -41,7 +45,7 @@ class BodySizeLimit:
         return f"The request body is larger than {self.max_bytes} bytes."
 
 
-def _require_json(request: Request) -> None:
+async def _require_json(request: Request) -> None:
     content_type = request.headers.get("content-type")
     if content_type is None:
         return  # parsed as JSON, as FastAPI does
@@ -59,23 +63,6 @@ def _require_json(request: Request) -> None:
 JSON_BODY = Depends(_require_json)
 
 
-class SecurityHeaders:
-    """Tell browsers not to sniff content types nor to cache any answer (all are user data
-    or live state)."""
-
-    HEADERS = ((b"x-content-type-options", b"nosniff"), (b"cache-control", b"no-store"))
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", ()), *self.HEADERS]
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
+# On every response: browsers must not sniff content types, and nothing may be cached (every
+# answer is user data or live state).
+SECURITY_HEADERS = ((b"x-content-type-options", b"nosniff"), (b"cache-control", b"no-store"))

@@ -13,7 +13,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from . import database, errors, health, migrations, observability
 from .auth import guard
 from .config import get_settings
-from .http import BodySizeLimit, SecurityHeaders
+from .http import SECURITY_HEADERS, BodySizeLimit
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +62,6 @@ def get_app() -> FastAPI:
     guard.install(app, settings)
     errors.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.app_max_body_bytes)
-    app.add_middleware(SecurityHeaders)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -73,7 +72,9 @@ def get_app() -> FastAPI:
             max_age=600,
         )
     # Outermost: it sees every request.
-    observability.install(app, guard=[] if settings.metrics_public else [READ_METRICS])
+    observability.install(
+        app, guard=[] if settings.metrics_public else [READ_METRICS], headers=SECURITY_HEADERS
+    )
     app.include_router(health.router)
     load_modules(app)
     return app
