@@ -21,6 +21,10 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+# One encoder for every line: json.dumps(..., default=str) would build a new one each time.
+_ENCODER = json.JSONEncoder(default=str)
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -36,7 +40,7 @@ class JsonFormatter(logging.Formatter):
         entry.update((key, value) for key, value in vars(record).items() if key not in _STANDARD)
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+        return _ENCODER.encode(entry)
 
 
 class TextFormatter(logging.Formatter):
