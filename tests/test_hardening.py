@@ -1,6 +1,8 @@
 """What every response carries and never carries; browser-facing switches."""
 
+import http.client
 import os
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -139,4 +141,28 @@ def test_internal_errors_leak_nothing_and_secrets_stay_out_of_logs(database_url:
     assert password not in log  # ... but no secret
     assert token not in log
     assert token[:-1] not in log
+    assert code == 0, log
+
+
+def test_a_500_leaves_the_keep_alive_connection_open(database_url: str) -> None:
+    live = Server("--workers", "1")
+    headers = bearer(live.token())
+    connection = http.client.HTTPConnection("127.0.0.1", live.port, timeout=10)
+    try:
+        run_sql(database_url, "ALTER TABLE users RENAME TO users_elsewhere")
+        try:
+            connection.request("GET", "/users/1", headers=headers)
+            broken = connection.getresponse()
+            broken.read()
+        finally:
+            run_sql(database_url, "ALTER TABLE users_elsewhere RENAME TO users")
+        time.sleep(0.2)  # a server about to close the connection has done so by now
+        connection.request("GET", "/users/1", headers=headers)  # http.client never reconnects
+        after = connection.getresponse()
+        after.read()
+    finally:
+        connection.close()
+        code, log = live.stop()
+    assert broken.status == 500
+    assert after.status == 404
     assert code == 0, log

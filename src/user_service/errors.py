@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .database import UNAVAILABLE
 from .observability import DB_ERRORS
@@ -138,6 +139,28 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     return problem(HTTPStatus.INTERNAL_SERVER_ERROR, "An unexpected error occurred.")
 
 
+class _AnswerUnexpected:
+    """Answer an error no handler maps with the 500 problem, here, inside the app.
+
+    Starlette's own last-resort handler re-raises after answering, and uvicorn then closes
+    the client's keep-alive connection, so its next request would fail."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self.app(scope, receive, send)
+        except Exception as exc:
+            if scope["type"] != "http":
+                raise
+            response = await _unexpected(Request(scope), exc)
+            try:
+                await response(scope, receive, send)
+            except RuntimeError:  # the response had begun: only closing the connection is left
+                raise exc from None
+
+
 def install(app: FastAPI) -> None:
     """Route every error the app can raise to its problem response."""
     app.add_exception_handler(AppError, _app_error)
@@ -145,4 +168,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     for error in UNAVAILABLE:
         app.add_exception_handler(error, _database_unavailable)
-    app.add_exception_handler(Exception, _unexpected)
+    app.add_middleware(_AnswerUnexpected)  # innermost, if installed before other middleware
+    app.add_exception_handler(Exception, _unexpected)  # errors of the middleware around it
