@@ -181,7 +181,7 @@ def environment(postgres: Postgres) -> dict[str, str]:
     }
 
 
-def apps(env: dict[str, str]) -> dict[str, tuple[list[str], str]]:
+def apps() -> dict[str, tuple[list[str], str]]:
     serve = [sys.executable, str(BENCH / "serve.py")]
     return {
         "service": ([CLI, "serve", "--no-migrate"], "/readyz"),
@@ -238,7 +238,7 @@ def main() -> int:
                 text=True,
             ).stdout.strip()
             for scenario in SCENARIOS:
-                for name, (command, ready) in apps(env).items():
+                for name, (command, ready) in apps().items():
                     print(f"{scenario}: {name}", file=sys.stderr, flush=True)
                     app = App(name, command, env, ready)
                     try:
