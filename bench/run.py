@@ -168,17 +168,13 @@ def seed(dsn: str) -> None:
 
 def environment(postgres: Postgres) -> dict[str, str]:
     """Production settings (JSON logs, metrics, authentication) on the benchmark database."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DB_", "AUTH_", "APP_"))}
-    return {
-        **env,
-        "DB_HOST": "127.0.0.1",
-        "DB_PORT": str(postgres.port),
-        "DB_USER": "postgres",
-        "DB_DATABASE": DATABASE,
-        "BENCH_DSN": postgres.dsn(DATABASE),
-        "LOG_FORMAT": "json",
-        "PYTHONPATH": str(BENCH.parent),
-    }
+    env = postgres.environment(
+        DB_DATABASE=DATABASE,
+        BENCH_DSN=postgres.dsn(DATABASE),
+        LOG_FORMAT="json",
+        PYTHONPATH=str(BENCH.parent),
+    )
+    return {key: value for key, value in env.items() if not key.startswith(("AUTH_", "APP_"))}
 
 
 def apps() -> dict[str, tuple[list[str], str]]:

@@ -19,7 +19,7 @@ from pathlib import Path
 import asyncpg
 
 from reliability.load import TRANSPORT_ERROR, Load
-from tests.support import CLI, PgBouncer, Postgres, Server, bearer, without_database
+from tests.support import CLI, PgBouncer, Postgres, Server, bearer
 
 DATABASE = "user_service"
 BEFORE, AFTER = 3.0, 8.0  # seconds of load before the fault, and after it is over
@@ -69,16 +69,7 @@ async def run_scenario(
 
 
 def environment(postgres: Postgres, **settings: str) -> dict[str, str]:
-    env = {key: value for key, value in without_database().items() if key != "DB_HOST"}
-    return {
-        **env,
-        "DB_HOST": "127.0.0.1",
-        "DB_PORT": str(postgres.port),
-        "DB_USER": "postgres",
-        "DB_DATABASE": DATABASE,
-        "LOG_FORMAT": "json",
-        **settings,
-    }
+    return postgres.environment(DB_DATABASE=DATABASE, LOG_FORMAT="json", **settings)
 
 
 @contextmanager

@@ -233,6 +233,12 @@ class Postgres:
     def dsn(self, database: str = "postgres") -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
 
+    def environment(self, **settings: str) -> dict[str, str]:
+        """This process's environment with DB_* settings reaching this server instead."""
+        env = {key: value for key, value in os.environ.items() if not key.startswith("DB_")}
+        host = {"DB_HOST": "127.0.0.1", "DB_PORT": str(self.port), "DB_USER": "postgres"}
+        return {**env, **host, **settings}
+
 
 class PgBouncer:
     """PgBouncer in transaction pooling mode in front of `postgres`, for `database`; it runs

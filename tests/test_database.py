@@ -26,16 +26,6 @@ from user_service import database
 from user_service.config import get_settings
 
 
-def served_by(postgres: Postgres, **settings: str) -> dict[str, str]:
-    return {
-        **without_database(),
-        "DB_HOST": "127.0.0.1",
-        "DB_PORT": str(postgres.port),
-        "DB_USER": "postgres",
-        **settings,
-    }
-
-
 @dataclass
 class Outcome:
     at: float
@@ -81,7 +71,7 @@ def test_database_outage_answers_503_then_recovers_without_losing_writes(
     tmp_path: Path,
 ) -> None:
     postgres = Postgres(tmp_path)
-    live = Server("--workers", "2", env=served_by(postgres, DB_DATABASE="outage"))
+    live = Server("--workers", "2", env=postgres.environment(DB_DATABASE="outage"))
     readiness: list[int] = []
 
     async def scenario() -> tuple[Load, float, float]:
@@ -216,7 +206,7 @@ def trusting(
 ) -> dict[str, str]:
     """Settings reaching `postgres` in TLS `mode`, trusting `ca` (written to `ca_file`)."""
     ca.cert_pem.write_to_path(str(ca_file))
-    return served_by(postgres, DB_SSL=mode, DB_SSL_ROOT_CERT=str(ca_file), **settings)
+    return postgres.environment(DB_SSL=mode, DB_SSL_ROOT_CERT=str(ca_file), **settings)
 
 
 @pytest.mark.parametrize("host", ["localhost", "127.0.0.1"])
@@ -260,7 +250,7 @@ def test_ssl_modes_against_a_tls_only_server(
     tls_postgres: tuple[Postgres, trustme.CA], mode: str, works: bool
 ) -> None:
     postgres, _ = tls_postgres
-    result = migrate(served_by(postgres, DB_SSL=mode))
+    result = migrate(postgres.environment(DB_SSL=mode))
     assert (result.returncode == 0) is works, result.stderr
     if not works:
         assert "no encryption" in result.stderr
@@ -271,7 +261,7 @@ def pgbouncer(tmp_path: Path) -> Iterator[str]:
     """PgBouncer in transaction pooling mode in front of a migrated PostgreSQL; its URL."""
     postgres = Postgres(tmp_path / "server")
     # Migrations go to PostgreSQL itself: their advisory lock needs a session of their own.
-    assert migrate(served_by(postgres)).returncode == 0
+    assert migrate(postgres.environment()).returncode == 0
     try:
         bouncer = PgBouncer(postgres, tmp_path / "pgbouncer", "user_service_test")
     except FileNotFoundError as exc:

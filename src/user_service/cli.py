@@ -53,10 +53,7 @@ def _ensure_admin_token(settings: Settings, url: str) -> None:
     async def ensure(connection: asyncpg.Connection) -> None:
         if path.exists() and await tokens.is_live(connection, path.read_text().strip()):
             return
-        await connection.execute(
-            "UPDATE api_tokens SET revoked_at = now() WHERE name = $1 AND revoked_at IS NULL",
-            ADMIN_TOKEN_NAME,
-        )  # its secret, in a lost or stale file, is gone
+        await tokens.revoke(connection, ADMIN_TOKEN_NAME)  # its secret, in a lost file, is gone
         token = await tokens.create(connection, ADMIN_TOKEN_NAME, sorted(_known_scopes()))
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(descriptor, "w") as file:
@@ -179,7 +176,8 @@ def _when(moment: datetime | None, default: str = "") -> str:
 
 
 def _revoke_token(args: argparse.Namespace, settings: Settings) -> None:
-    _tokens(settings, lambda c: tokens.revoke(c, args.name))
+    if not _tokens(settings, lambda c: tokens.revoke(c, args.name)):
+        sys.exit(f"user-service: no live token is named {args.name!r}")
     logger.info("Revoked token %r; it stops working within a second", args.name)
 
 

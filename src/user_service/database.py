@@ -176,10 +176,9 @@ async def _init_connection(connection: asyncpg.Connection) -> None:
 
 async def _reset(connection: asyncpg.Connection) -> None:
     # asyncpg's default reset (unlock advisory locks, close cursors, UNLISTEN, RESET ALL) is
-    # a second round trip on every release. Requests leave none of that behind; only a
-    # transaction left open would matter.
-    if connection.is_in_transaction():
-        await connection.execute("ROLLBACK")
+    # a second round trip on every release, and requests leave none of that behind. A
+    # transaction left open asyncpg rolls back itself before calling this.
+    pass
 
 
 class Database:

@@ -104,14 +104,14 @@ async def list_all(connection: asyncpg.Connection) -> list[TokenInfo]:
     return [TokenInfo(**row) for row in rows]
 
 
-async def revoke(connection: asyncpg.Connection, name: str) -> None:
-    revoked = await connection.fetchval(
+async def revoke(connection: asyncpg.Connection, name: str) -> bool:
+    """Revoke the live token of this name; whether there was one."""
+    revoked: bool | None = await connection.fetchval(
         "UPDATE api_tokens SET revoked_at = now() "
         "WHERE name = $1 AND revoked_at IS NULL RETURNING true",
         name,
     )
-    if not revoked:
-        raise TokenError(f"no live token is named {name!r}")
+    return bool(revoked)
 
 
 async def is_live(connection: asyncpg.Connection, token: str) -> bool:
