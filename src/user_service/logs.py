@@ -1,8 +1,12 @@
 """Logging: JSON lines for machines or readable lines for people, each carrying the id of
 the request it was written for."""
 
+import asyncio
 import json
 import logging
+import os
+import sys
+import time
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -25,18 +29,27 @@ class RequestIdFilter(logging.Filter):
 _ENCODER = json.JSONEncoder(default=str)
 
 
+def _json_entry(
+    created: float, level: str, logger: str, message: str, pid: int | None, rid: str | None
+) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "time": datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds"),
+        "level": level,
+        "logger": logger,
+        "message": message,
+        "pid": pid,
+    }
+    if rid:
+        entry["request_id"] = rid
+    return entry
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-            "pid": record.process,
-        }
         rid = getattr(record, "request_id", None)
-        if rid:
-            entry["request_id"] = rid
+        entry = _json_entry(
+            record.created, record.levelname, record.name, record.getMessage(), record.process, rid
+        )
         entry.update((key, value) for key, value in vars(record).items() if key not in _STANDARD)
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
@@ -51,6 +64,54 @@ class TextFormatter(logging.Formatter):
         line = super().format(record)
         rid = getattr(record, "request_id", None)
         return f"{line} [request {rid}]" if rid else line
+
+
+ACCESS = logging.getLogger("user_service.access")
+
+
+class AccessLog:
+    """One line per request, `user_service.access` at INFO, switched off as any logger is.
+
+    JSON lines skip the logging module: the same line as JsonFormatter's, built directly and
+    written to stderr with the other lines of its event-loop iteration. Through `logging` (a
+    LogRecord, filter, handler lock, formatter and write each), the line cost a fifth of the
+    whole request under load (`make bench`, with and without it)."""
+
+    def __init__(self, log_format: Literal["json", "text"]) -> None:
+        self.json = log_format == "json"
+        self.pending: list[str] = []
+
+    def write(
+        self, method: str, path: str, status: int, seconds: float, principal: str | None
+    ) -> None:
+        if not ACCESS.isEnabledFor(logging.INFO):
+            return
+        message = f"{method} {path} {status} {seconds * 1000:.1f}ms"
+        fields = {
+            "method": method,
+            "path": path,
+            "status": status,
+            "duration_ms": round(seconds * 1000, 3),
+            "principal": principal,
+        }
+        if not self.json:  # for people, at people's pace
+            ACCESS.info(message, extra=fields)
+            return
+        entry = _json_entry(
+            time.time(), "INFO", ACCESS.name, message, os.getpid(), request_id.get()
+        )
+        entry.update(fields)
+        if not self.pending:
+            asyncio.get_running_loop().call_soon(self.flush)
+        self.pending.append(_ENCODER.encode(entry) + "\n")
+
+    def flush(self) -> None:
+        lines, self.pending = self.pending, []
+        try:
+            sys.stderr.write("".join(lines))
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass  # as in logging: a log that cannot be written must not fail the request
 
 
 def config(log_format: Literal["json", "text"]) -> dict[str, Any]:

@@ -1,7 +1,6 @@
 """Per-request observation: the X-Request-ID, one log line, Prometheus metrics."""
 
 import asyncio
-import logging
 import os
 import random
 import re
@@ -25,8 +24,6 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import logs
-
-access_log = logging.getLogger("user_service.access")
 
 REQUESTS = Counter("http_requests_total", "HTTP requests answered.", ["method", "route", "status"])
 LATENCY = Histogram(
@@ -59,8 +56,11 @@ class RequestObserver:
     response with `headers` (one middleware, not one per header: each costs a layer per
     request), and record one log line and the request metrics when it ends."""
 
-    def __init__(self, app: ASGIApp, headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
+    def __init__(
+        self, app: ASGIApp, access: logs.AccessLog, headers: Sequence[tuple[bytes, bytes]] = ()
+    ) -> None:
         self.app = app
+        self.access = access
         self.headers = tuple(headers)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -95,20 +95,7 @@ class RequestObserver:
             _counter(method, route, status).inc()
             _histogram(method, route).observe(elapsed)
             principal = scope.get("state", {}).get("principal")
-            access_log.info(
-                "%s %s %d %.1fms",
-                method,
-                route,
-                status,
-                elapsed * 1000,
-                extra={
-                    "method": method,
-                    "path": route,
-                    "status": status,
-                    "duration_ms": round(elapsed * 1000, 3),
-                    "principal": principal and principal.name,
-                },
-            )
+            self.access.write(method, route, status, elapsed, principal and principal.name)
             logs.request_id.reset(token)
 
 
@@ -155,11 +142,14 @@ def metrics() -> Response:
 
 
 def install(
-    app: FastAPI, guard: Sequence[Any], headers: Sequence[tuple[bytes, bytes]] = ()
+    app: FastAPI,
+    guard: Sequence[Any],
+    access: logs.AccessLog,
+    headers: Sequence[tuple[bytes, bytes]] = (),
 ) -> None:
-    """Observe every request, adding `headers` to each response; serve /metrics behind the
-    `guard` dependencies."""
-    app.add_middleware(RequestObserver, headers=headers)
+    """Observe every request, logging it to `access` and adding `headers` to each response;
+    serve /metrics behind the `guard` dependencies."""
+    app.add_middleware(RequestObserver, access=access, headers=headers)
     app.add_api_route(
         "/metrics", metrics, methods=["GET"], include_in_schema=False, dependencies=guard
     )

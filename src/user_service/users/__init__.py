@@ -2,9 +2,10 @@
 
 from fastapi import FastAPI
 
+from ..main import mount
 from . import models  # noqa: F401 (registers the users table on the shared metadata)
 from .router import router
 
 
 def init_app(app: FastAPI) -> None:
-    app.include_router(router)
+    mount(app, router)

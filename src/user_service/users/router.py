@@ -1,11 +1,11 @@
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Path, Query
 
 from .. import errors
 from ..auth.guard import require
 from ..database import Db
-from ..http import JSON_BODY
+from ..http import JSON_BODY, Json
 from . import repository
 from .schemas import UserCreate, UserDeleted, UserPage, UserRead, UserUpdate
 
@@ -33,53 +33,64 @@ CREATED: dict[str, Any] = {
     "",
     status_code=201,
     dependencies=[WRITE, JSON_BODY],
+    response_model=UserRead,
     responses={201: CREATED, **errors.responses(400, 413, 415, 422, 503)},
 )
-async def create_user(body: UserCreate, db: Db, response: Response) -> UserRead:
+async def create_user(body: UserCreate, db: Db) -> Json:
     """Add a user; `name` becomes its nickname."""
     user = await repository.create(db, nickname=body.name)
-    response.headers["Location"] = f"{router.prefix}/{user.id}"
-    return user
+    return Json(user, status_code=201, headers={"Location": f"{router.prefix}/{user.id}"})
 
 
-@router.get("", dependencies=[READ], responses=errors.responses(422, 503))
+@router.get("", dependencies=[READ], response_model=UserPage, responses=errors.responses(422, 503))
 async def list_users(
     db: Db,
     limit: Annotated[int, Query(ge=1, le=100, description="Page size.")] = 50,
     after: Annotated[
         int, Query(ge=0, le=MAX_ID, description="Return users with ids above this cursor.")
     ] = 0,
-) -> UserPage:
+) -> Json:
     """List users by ascending id; pass `next_cursor` as `after` for the next page."""
     users, more = await repository.list_after(db, after=after, limit=limit)
-    return UserPage(items=users, next_cursor=users[-1].id if more else None)
+    return Json(UserPage(items=users, next_cursor=users[-1].id if more else None))
 
 
-@router.get("/{user_id}", dependencies=[READ], responses=errors.responses(404, 422, 503))
-async def get_user(user_id: UserId, db: Db) -> UserRead:
+@router.get(
+    "/{user_id}",
+    dependencies=[READ],
+    response_model=UserRead,
+    responses=errors.responses(404, 422, 503),
+)
+async def get_user(user_id: UserId, db: Db) -> Json:
     """Read one user."""
     user = await repository.get(db, user_id=user_id)
     if user is None:
         raise _not_found(user_id)
-    return user
+    return Json(user)
 
 
 @router.patch(
     "/{user_id}",
     dependencies=[WRITE, JSON_BODY],
+    response_model=UserRead,
     responses=errors.responses(400, 404, 413, 415, 422, 503),
 )
-async def update_user(user_id: UserId, body: UserUpdate, db: Db) -> UserRead:
+async def update_user(user_id: UserId, body: UserUpdate, db: Db) -> Json:
     """Rename a user."""
     user = await repository.rename(db, user_id=user_id, nickname=body.name)
     if user is None:
         raise _not_found(user_id)
-    return user
+    return Json(user)
 
 
-@router.delete("/{user_id}", dependencies=[WRITE], responses=errors.responses(404, 422, 503))
-async def delete_user(user_id: UserId, db: Db) -> UserDeleted:
+@router.delete(
+    "/{user_id}",
+    dependencies=[WRITE],
+    response_model=UserDeleted,
+    responses=errors.responses(404, 422, 503),
+)
+async def delete_user(user_id: UserId, db: Db) -> Json:
     """Delete a user."""
     if not await repository.delete(db, user_id=user_id):
         raise _not_found(user_id)
-    return UserDeleted(id=user_id)
+    return Json(UserDeleted(id=user_id))
