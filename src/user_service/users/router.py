@@ -39,7 +39,7 @@ CREATED: dict[str, Any] = {
 async def create_user(body: UserCreate, db: Db) -> Json:
     """Add a user; `name` becomes its nickname."""
     user = await repository.create(db, nickname=body.name)
-    return Json(user, status_code=201, headers={"Location": f"{router.prefix}/{user.id}"})
+    return Json(user, status_code=201, headers={"Location": f"{router.prefix}/{user['id']}"})
 
 
 @router.get("", dependencies=[READ], response_model=UserPage, responses=errors.responses(422, 503))
@@ -52,7 +52,7 @@ async def list_users(
 ) -> Json:
     """List users by ascending id; pass `next_cursor` as `after` for the next page."""
     users, more = await repository.list_after(db, after=after, limit=limit)
-    return Json(UserPage(items=users, next_cursor=users[-1].id if more else None))
+    return Json(UserPage(items=users, next_cursor=users[-1]["id"] if more else None))
 
 
 @router.get(
