@@ -1,12 +1,15 @@
 """`make bench`: the service as users run it, against the yardstick app and two ceilings, on
 the same machine in the same run.
 
-A PostgreSQL of its own, seeded with 100,000 users. For each scenario, in turn: the service
+A PostgreSQL of its own, seeded with 100,000 users. For each scenario, in rounds: the service
 (`user-service serve`, production settings, a valid token), the service with the token
 check off (bench/without_auth.py), and the yardstick (bench/yardstick.py), each with the
 same worker count, each driven by wrk with 64 connections after a warm-up. Then the server
 stack with no database (GET /healthz) and PostgreSQL itself (pgbench -M prepared, the same
-SELECT by id and INSERT, 64 clients). Prints a table and writes it as JSON."""
+SELECT by id and INSERT, 64 clients). Prints a table and writes it as JSON.
+
+On a shared machine, throughput drifts by tens of per cent from one minute to the next; the
+apps take turns within each round, and a ratio is the median of the rounds' ratios."""
 
 import json
 import os
@@ -31,6 +34,7 @@ WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
 SECONDS = int(os.environ.get("BENCH_SECONDS", "15"))
 WARM_UP = int(os.environ.get("BENCH_WARM_UP", "5"))
 SCENARIOS = os.environ.get("BENCH_SCENARIOS", "get,post,patch,list,mix").split(",")
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 DATABASE = "user_service"
 
 
@@ -38,6 +42,7 @@ DATABASE = "user_service"
 class Run:
     app: str
     scenario: str
+    round: int
     rps: float
     p50_ms: float | None
     p99_ms: float | None
@@ -116,12 +121,13 @@ def wrk(url: str, scenario: str, seconds: int, token: str | None) -> dict[str, f
     return summary
 
 
-def measure(app: App, scenario: str, token: str | None) -> Run:
+def measure(app: App, scenario: str, token: str | None, turn: int = 0) -> Run:
     wrk(app.url, scenario, WARM_UP, token)
     summary = wrk(app.url, scenario, SECONDS, token)
     return Run(
         app=app.name,
         scenario=scenario,
+        round=turn,
         rps=round(summary["requests"] / summary["seconds"], 1),
         p50_ms=round(summary["p50_ms"], 2),
         p99_ms=round(summary["p99_ms"], 2),
@@ -151,7 +157,9 @@ def pgbench(postgres: Postgres, script: str) -> Run:
     )
     tps = next(line for line in result.stdout.splitlines() if line.startswith("tps ="))
     name = script.removeprefix("pgbench-").removesuffix(".sql")
-    return Run("PostgreSQL (pgbench)", name, round(float(tps.split()[2]), 1), None, None, 0, None)
+    return Run(
+        "PostgreSQL (pgbench)", name, 0, round(float(tps.split()[2]), 1), None, None, 0, None
+    )
 
 
 def seed(dsn: str) -> None:
@@ -186,34 +194,54 @@ def apps() -> dict[str, tuple[list[str], str]]:
     }
 
 
-def ratio(value: float, base: Run | None) -> str:
-    return f"{value / base.rps:.2f}x" if base and base.rps else ""
+def median(values: list[float]) -> float:
+    return sorted(values)[len(values) // 2]
 
 
 def table(runs: list[Run]) -> str:
-    def find(app: str, scenario: str) -> Run | None:
-        return next((r for r in runs if r.app == app and r.scenario == scenario), None)
+    """One row per app and scenario: its median round (req/s, latencies, errors summed), and
+    the median of its rounds' ratios with their range."""
 
-    healthz = find("service", "healthz")
+    def rounds(app: str, scenario: str) -> list[Run]:
+        return [r for r in runs if r.app == app and r.scenario == scenario]
+
+    def ratio(app: str, scenario: str, base_app: str, base_scenario: str | None = None) -> str:
+        bases = {r.round: r.rps for r in rounds(base_app, base_scenario or scenario)}
+        if not bases:
+            return ""
+        # A ceiling measured once serves every round.
+        ratios = [
+            r.rps / bases.get(r.round, median(list(bases.values()))) for r in rounds(app, scenario)
+        ]
+        low, high = min(ratios), max(ratios)
+        spread = f" ({low:.2f}-{high:.2f})" if len(ratios) > 1 else ""
+        return f"{median(ratios):.2f}x{spread}"
+
     lines = [
         "| Scenario | App | req/s | p50 ms | p99 ms | Errors | Peak RSS/worker MiB "
         "| vs yardstick | auth on/off | vs /healthz | vs PostgreSQL |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for r in runs:
-        service = r.app == "service" and r.scenario in SCENARIOS
-        database = {"get": "select", "post": "insert"}.get(r.scenario, "")
+    seen = list(dict.fromkeys((r.scenario, r.app) for r in runs))
+    for scenario, app in seen:
+        these = rounds(app, scenario)
+        r = sorted(these, key=lambda run: run.rps)[len(these) // 2]
+        cells = ["", "", "", ""]
+        if app == "service" and scenario in SCENARIOS:
+            database = {"get": "select", "post": "insert"}.get(scenario)
+            cells = [
+                ratio(app, scenario, "yardstick"),
+                ratio(app, scenario, "service, no auth"),
+                ratio(app, scenario, "service", "healthz"),
+                ratio(app, scenario, "PostgreSQL (pgbench)", database) if database else "",
+            ]
         lines.append(
-            f"| {r.scenario} | {r.app} | {r.rps:,.0f} | {r.p50_ms or ''} | {r.p99_ms or ''} "
-            f"| {r.errors} | {r.peak_rss_mib or ''} "
-            f"| {ratio(r.rps, find('yardstick', r.scenario)) if service else ''} "
-            f"| {ratio(r.rps, find('service, no auth', r.scenario)) if service else ''} "
-            f"| {ratio(r.rps, healthz) if service else ''} "
-            f"| {ratio(r.rps, find('PostgreSQL (pgbench)', database)) if service else ''} |"
+            f"| {scenario} | {app} | {r.rps:,.0f} | {r.p50_ms or ''} | {r.p99_ms or ''} "
+            f"| {sum(run.errors for run in these)} | {r.peak_rss_mib or ''} | {' | '.join(cells)} |"
         )
-    get, listing = find("service", "get"), find("service", "list")
-    if get and listing:
-        lines.append(f"\nList page (limit=50) / GET by id, service: {listing.rps / get.rps:.2f}x")
+    if rounds("service", "get") and rounds("service", "list"):
+        per_get = ratio("service", "list", "service", "get")
+        lines.append(f"\nList page (limit=50) / GET by id, service: {per_get}")
     return "\n".join(lines)
 
 
@@ -234,13 +262,14 @@ def main() -> int:
                 text=True,
             ).stdout.strip()
             for scenario in SCENARIOS:
-                for name, (command, ready) in apps().items():
-                    print(f"{scenario}: {name}", file=sys.stderr, flush=True)
-                    app = App(name, command, env, ready)
-                    try:
-                        runs.append(measure(app, scenario, token))
-                    finally:
-                        app.stop()
+                for turn in range(ROUNDS):
+                    for name, (command, ready) in apps().items():
+                        print(f"{scenario}, round {turn + 1}: {name}", file=sys.stderr, flush=True)
+                        app = App(name, command, env, ready)
+                        try:
+                            runs.append(measure(app, scenario, token, turn))
+                        finally:
+                            app.stop()
             print("ceilings: /healthz, pgbench", file=sys.stderr, flush=True)
             app = App("service", [CLI, "serve", "--no-migrate"], env, "/readyz")
             try:
@@ -256,7 +285,12 @@ def main() -> int:
     print(table(runs))
     out = Path(".data/bench/result.json")
     out.parent.mkdir(parents=True, exist_ok=True)
-    machine = {"cpus": os.cpu_count(), "workers": WORKERS, "connections": CONNECTIONS}
+    machine = {
+        "cpus": os.cpu_count(),
+        "workers": WORKERS,
+        "connections": CONNECTIONS,
+        "rounds": ROUNDS,
+    }
     out.write_text(json.dumps({"machine": machine, "runs": [asdict(r) for r in runs]}, indent=2))
     print(f"\n(also in {out})", file=sys.stderr)
     return 0
