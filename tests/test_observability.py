@@ -49,6 +49,17 @@ def test_each_request_is_one_json_log_line_with_its_id() -> None:
     assert all(line["duration_ms"] > 0 for line in access.values())
 
 
+def test_in_text_format_each_request_is_one_readable_line_with_its_id() -> None:
+    live = Server(env={**os.environ, "LOG_FORMAT": "text"})
+    with live.client() as client:
+        client.get("/users/999", headers={"X-Request-ID": "req-t"})
+    code, log = live.stop()
+    assert code == 0, log
+
+    [line] = [line for line in log.splitlines() if line.endswith("[request req-t]")]
+    assert re.search(r" INFO user_service.access: GET /users/\{user_id\} 404 [\d.]+ms ", line)
+
+
 def metric(text: str, name: str, **labels: str) -> float:
     """The sum of a metric's samples whose labels include `labels`."""
     total = 0.0

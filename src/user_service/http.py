@@ -72,9 +72,9 @@ SECURITY_HEADERS = ((b"x-content-type-options", b"nosniff"), (b"cache-control", 
 
 
 class Json(JSONResponse):
-    """A route's answer, already of its declared `response_model` (say, the model itself),
-    encoded once by pydantic-core. Returned as is, FastAPI validates it against that model
-    again, then serializes it: a tenth of a GET's time in our code (measured)."""
+    """A route's answer, already in the shape of its declared `response_model`, encoded once
+    by pydantic-core. Returned as a value, FastAPI would validate it against that model again,
+    then serialize it: about 6 % of a GET's time in our code (measured)."""
 
     def render(self, content: Any) -> bytes:
         return to_json(content)
