@@ -55,7 +55,7 @@ chaos: install test-tools  ## faults under steady load; prints what clients saw 
 soak: install test-tools  ## 10 minutes of steady load: 5xx, memory, p99 drift (SOAK_SECONDS)
 	$(UV) run --no-sync python -m reliability.soak
 
-bench: install test-tools  ## the benchmark (needs wrk): a table, also in .data/bench/ (~7 min)
+bench: install test-tools  ## the benchmark (needs wrk): a table, also in .data/bench/ (~20 min)
 	@command -v wrk >/dev/null || { echo "make bench needs wrk (Debian: sudo apt-get install wrk)"; exit 1; }
 	$(UV) run --no-sync python -m bench.run
 

@@ -8,8 +8,9 @@ same worker count, each driven by wrk with 64 connections after a warm-up. Then 
 stack with no database (GET /healthz) and PostgreSQL itself (pgbench -M prepared, the same
 SELECT by id and INSERT, 64 clients). Prints a table and writes it as JSON.
 
-On a shared machine, throughput drifts by tens of per cent from one minute to the next; the
-apps take turns within each round, and a ratio is the median of the rounds' ratios."""
+On a shared machine, throughput drifts by tens of per cent from one minute to the next: the
+apps take turns within each round, each round starting with another app, and a ratio is the
+median of the rounds' ratios."""
 
 import json
 import os
@@ -263,7 +264,10 @@ def main() -> int:
             ).stdout.strip()
             for scenario in SCENARIOS:
                 for turn in range(ROUNDS):
-                    for name, (command, ready) in apps().items():
+                    # Each app goes first in a round of its own: no app always follows another.
+                    order = list(apps().items())
+                    order = order[turn % len(order) :] + order[: turn % len(order)]
+                    for name, (command, ready) in order:
                         print(f"{scenario}, round {turn + 1}: {name}", file=sys.stderr, flush=True)
                         app = App(name, command, env, ready)
                         try:
