@@ -42,8 +42,9 @@ def mount(app: FastAPI, router: APIRouter) -> None:
 
     FastAPI's `include_router` keeps the router as a layer that, on every request, sums the
     versions of its routes and matches through its own candidates: about a tenth of a GET's
-    time in our code (measured). The router's routes already carry its prefix, tags, responses and
-    dependencies; the routers here have no lifespan or event handlers to pass on."""
+    time in our code (measured). The router's routes already carry its prefix, tags,
+    responses and dependencies; the routers here have no lifespan or event handlers to pass
+    on."""
     app.router.routes.extend(router.routes)
 
 
