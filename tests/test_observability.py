@@ -4,6 +4,7 @@ import asyncio
 import json
 import os
 import re
+from collections.abc import Callable
 
 import pytest
 from fastapi.testclient import TestClient
@@ -26,8 +27,8 @@ def test_request_id_is_replaced_when_missing_or_unfit(
     assert client.get("/users/1").headers["x-request-id"] != generated
 
 
-def test_each_request_is_one_json_log_line_with_its_id() -> None:
-    live = Server(env={**os.environ, "LOG_FORMAT": "json"})
+def test_each_request_is_one_json_log_line_with_its_id(start_server: Callable[..., Server]) -> None:
+    live = start_server(env={**os.environ, "LOG_FORMAT": "json"})
     with live.client() as client:
         created = client.post("/users", json={"name": "logged"}, headers={"X-Request-ID": "req-1"})
         client.get(f"/users/{created.json()['id']}", headers={"X-Request-ID": "req-2"})
@@ -49,8 +50,10 @@ def test_each_request_is_one_json_log_line_with_its_id() -> None:
     assert all(line["duration_ms"] > 0 for line in access.values())
 
 
-def test_in_text_format_each_request_is_one_readable_line_with_its_id() -> None:
-    live = Server(env={**os.environ, "LOG_FORMAT": "text"})
+def test_in_text_format_each_request_is_one_readable_line_with_its_id(
+    start_server: Callable[..., Server],
+) -> None:
+    live = start_server(env={**os.environ, "LOG_FORMAT": "text"})
     with live.client() as client:
         client.get("/users/999", headers={"X-Request-ID": "req-t"})
     code, log = live.stop()
@@ -70,23 +73,21 @@ def metric(text: str, name: str, **labels: str) -> float:
     return total
 
 
-def test_metrics_count_every_request_across_workers() -> None:
-    live = Server("--workers", "2", env={**os.environ, "LOG_FORMAT": "json"})
-    try:
-        route = "/users/{user_id}"
-        with live.client() as client:
-            before = metric(client.get("/metrics").text, "http_requests_total", route=route)
+def test_metrics_count_every_request_across_workers(start_server: Callable[..., Server]) -> None:
+    live = start_server("--workers", "2", env={**os.environ, "LOG_FORMAT": "json"})
+    route = "/users/{user_id}"
+    with live.client() as client:
+        before = metric(client.get("/metrics").text, "http_requests_total", route=route)
 
-        async def load() -> list[int]:
-            async with live.async_client() as client:
-                responses = await asyncio.gather(*(client.get("/users/999") for _ in range(100)))
-            return [response.status_code for response in responses]
+    async def load() -> list[int]:
+        async with live.async_client() as client:
+            responses = await asyncio.gather(*(client.get("/users/999") for _ in range(100)))
+        return [response.status_code for response in responses]
 
-        assert asyncio.run(load()) == [404] * 100
-        with live.client() as client:
-            text = client.get("/metrics").text
-    finally:
-        code, log = live.stop()
+    assert asyncio.run(load()) == [404] * 100
+    with live.client() as client:
+        text = client.get("/metrics").text
+    code, log = live.stop()
     assert code == 0, log
 
     served_by = {

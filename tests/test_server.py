@@ -4,6 +4,7 @@ import asyncio
 import os
 import signal
 import time
+from collections.abc import Callable
 
 import asyncpg
 import httpx2
@@ -17,11 +18,13 @@ def in_flight(server: Server) -> float:
     return metric(httpx2.get(f"{server.url}/metrics").text, "http_requests_in_flight") - 1
 
 
-def test_sigterm_lets_in_flight_requests_finish(database_url: str) -> None:
+def test_sigterm_lets_in_flight_requests_finish(
+    database_url: str, start_server: Callable[..., Server]
+) -> None:
     # Public metrics: the held requests may take every pooled connection of a worker, and a
     # token check would wait for one.
     env = {**os.environ, "DB_ACQUIRE_TIMEOUT": "30", "METRICS_PUBLIC": "true"}
-    live = Server("--workers", "2", env=env)
+    live = start_server("--workers", "2", env=env)
 
     async def scenario() -> tuple[list[int], float]:
         # Hold the users table so that creates stay in flight while the server is told to stop.
@@ -57,8 +60,10 @@ def test_sigterm_lets_in_flight_requests_finish(database_url: str) -> None:
     assert names == {f"in flight {n}" for n in range(20)}
 
 
-def test_sigterm_under_load_gives_no_error_and_loses_no_write(database_url: str) -> None:
-    live = Server("--workers", "2")
+def test_sigterm_under_load_gives_no_error_and_loses_no_write(
+    database_url: str, start_server: Callable[..., Server]
+) -> None:
+    live = start_server("--workers", "2")
     created: list[int] = []
     statuses: list[int] = []
 
@@ -99,22 +104,20 @@ def test_sigterm_under_load_gives_no_error_and_loses_no_write(database_url: str)
     )
 
 
-def test_a_killed_worker_is_replaced() -> None:
-    live = Server("--workers", "2")
-    try:
-        victim = live.workers()[0]
-        os.kill(victim, signal.SIGKILL)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            workers = live.workers()
-            if len(workers) == 2 and victim not in workers:
-                break
-            time.sleep(0.1)
-        assert len(live.workers()) == 2
-        assert victim not in live.workers()
-        for _ in range(20):
-            assert httpx2.get(f"{live.url}/readyz").status_code == 200
-    finally:
-        code, log = live.stop()
+def test_a_killed_worker_is_replaced(start_server: Callable[..., Server]) -> None:
+    live = start_server("--workers", "2")
+    victim = live.workers()[0]
+    os.kill(victim, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        workers = live.workers()
+        if len(workers) == 2 and victim not in workers:
+            break
+        time.sleep(0.1)
+    assert len(live.workers()) == 2
+    assert victim not in live.workers()
+    for _ in range(20):
+        assert httpx2.get(f"{live.url}/readyz").status_code == 200
+    code, log = live.stop()
     assert code == 0, log
     assert f"Worker (pid:{victim}) was sent SIGKILL" in log
