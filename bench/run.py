@@ -14,6 +14,7 @@ median of the rounds' ratios."""
 
 import json
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -26,7 +27,7 @@ from pathlib import Path
 import asyncpg
 import httpx2
 
-from tests.support import CLI, Postgres, free_port, run_with_connection
+from tests.support import CLI, Postgres, Started, free_port, run_with_connection, terminate
 
 BENCH = Path(__file__).parent
 USERS = 100_000
@@ -37,6 +38,11 @@ WARM_UP = int(os.environ.get("BENCH_WARM_UP", "5"))
 SCENARIOS = os.environ.get("BENCH_SCENARIOS", "get,post,patch,list,mix").split(",")
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 DATABASE = "user_service"
+# Sign-ins: one account, a few connections (each sign-in is an argon2id hash at the
+# production cost, ~19 MiB and a few dozen ms of a core; more would only queue, then 503).
+LOGIN_EMAIL = "bench@example.com"
+LOGIN_PASSWORD = "a bench passphrase"  # noqa: S105 (a made-up account's)
+LOGIN_CONNECTIONS = 4
 
 
 @dataclass
@@ -59,31 +65,35 @@ def tool(name: str) -> str:
     return found
 
 
-class App:
+class App(Started):
     """One server under test, started as users start it, its workers' memory at hand."""
 
     def __init__(self, name: str, command: list[str], env: dict[str, str], ready: str) -> None:
         self.name = name
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log = tempfile.TemporaryFile()  # noqa: SIM115 (closed in stop)
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 (closed in close)
         self.process = subprocess.Popen(
             [*command, "--port", str(self.port), "--workers", str(WORKERS)],
             env=env,
             stdout=self.log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # see terminate()
         )
         deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx2.get(self.url + ready, timeout=1).status_code == 200:
-                    return
-            except httpx2.TransportError:
-                pass
-            if time.monotonic() > deadline or self.process.poll() is not None:
-                self.stop()
-                raise RuntimeError(f"{name} did not start")
-            time.sleep(0.2)
+        try:
+            while True:
+                try:
+                    if httpx2.get(self.url + ready, timeout=1).status_code == 200:
+                        return
+                except httpx2.TransportError:
+                    pass
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    raise RuntimeError(f"{name} did not start")
+                time.sleep(0.2)
+        except BaseException:
+            self.close()
+            raise
 
     def peak_rss_mib(self) -> float:
         pid = self.process.pid
@@ -96,37 +106,62 @@ class App:
         ]
         return round(max(peaks), 1)
 
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(60)
+    def close(self) -> None:
+        terminate(self.process, timeout=60)
         self.log.close()
 
+    def running(self) -> bool:
+        return self.process.poll() is None
 
-def wrk(url: str, scenario: str, seconds: int, token: str | None) -> dict[str, float]:
+
+def wrk(
+    url: str, scenario: str, seconds: int, token: str | None, connections: int = CONNECTIONS
+) -> dict[str, float]:
+    summary: dict[str, float] = json.loads(
+        wrk_start(url, scenario, seconds, token, connections)
+        .communicate()[0]
+        .strip()
+        .splitlines()[-1]
+    )
+    return summary
+
+
+def wrk_start(
+    url: str, scenario: str, seconds: int, token: str | None, connections: int = CONNECTIONS
+) -> subprocess.Popen[str]:
+    """wrk running `scenario`; its last line of output is the JSON summary."""
     env = {**os.environ, "SCENARIO": scenario, "USERS": str(USERS), "TOKEN": token or ""}
-    result = subprocess.run(
+    env |= {"EMAIL": LOGIN_EMAIL, "PASSWORD": LOGIN_PASSWORD}
+    return subprocess.Popen(
         [
             tool("wrk"),
-            f"--connections={CONNECTIONS}",
+            f"--connections={connections}",
             "--threads=2",
             f"--duration={seconds}s",
             f"--script={BENCH / 'scenarios.lua'}",
             url,
         ],
         env=env,
-        capture_output=True,
+        stdout=subprocess.PIPE,
         text=True,
-        check=True,
     )
-    summary: dict[str, float] = json.loads(result.stdout.strip().splitlines()[-1])
-    return summary
 
 
-def measure(app: App, scenario: str, token: str | None, turn: int = 0) -> Run:
-    wrk(app.url, scenario, WARM_UP, token)
-    summary = wrk(app.url, scenario, SECONDS, token)
+def measure(
+    app: App,
+    scenario: str,
+    token: str | None,
+    turn: int = 0,
+    *,
+    connections: int = CONNECTIONS,
+    warm_up: bool = True,
+    name: str | None = None,
+) -> Run:
+    if warm_up:
+        wrk(app.url, scenario, WARM_UP, token, connections)
+    summary = wrk(app.url, scenario, SECONDS, token, connections)
     return Run(
-        app=app.name,
+        app=name or app.name,
         scenario=scenario,
         round=turn,
         rps=round(summary["requests"] / summary["seconds"], 1),
@@ -183,7 +218,42 @@ def environment(postgres: Postgres) -> dict[str, str]:
         LOG_FORMAT="json",
         PYTHONPATH=str(BENCH.parent),
     )
-    return {key: value for key, value in env.items() if not key.startswith(("AUTH_", "APP_"))}
+    env = {key: value for key, value in env.items() if not key.startswith(("AUTH_", "APP_"))}
+    # wrk signs in from one address, far past a person's per-minute allowance.
+    return {
+        **env,
+        "AUTH_SECRET_KEY": secrets.token_urlsafe(32),
+        "AUTH_ADDRESS_LIMIT_PER_MINUTE": "1000000000",
+    }
+
+
+def sign_ins(env: dict[str, str], dsn: str, token: str) -> list[Run]:
+    """Sign-ins per second alone; then GET by id alone and while sign-ins run beside it."""
+    runs = []
+    with App("service", [CLI, "serve", "--no-migrate"], env, "/readyz") as app:
+        body = {"email": LOGIN_EMAIL, "password": LOGIN_PASSWORD, "name": "Bench"}
+        httpx2.post(f"{app.url}/auth/register", json=body, timeout=30).raise_for_status()
+        run_with_connection(
+            dsn, lambda c: c.execute("UPDATE accounts SET email_verified_at = now()")
+        )
+        runs.append(measure(app, "login", None, connections=LOGIN_CONNECTIONS))
+        runs.append(measure(app, "get", token, name="service, no sign-ins beside"))
+        logins = wrk_start(app.url, "login", SECONDS, None, LOGIN_CONNECTIONS)
+        runs.append(measure(app, "get", token, warm_up=False, name="service, sign-ins beside"))
+        beside = json.loads(logins.communicate()[0].strip().splitlines()[-1])
+        runs.append(
+            Run(
+                "service, GET beside",
+                "login",
+                0,
+                round(beside["requests"] / beside["seconds"], 1),
+                round(beside["p50_ms"], 2),
+                round(beside["p99_ms"], 2),
+                int(beside["non_2xx"] + beside["socket_errors"]),
+                app.peak_rss_mib(),
+            )
+        )
+    return runs
 
 
 def apps() -> dict[str, tuple[list[str], str]]:
@@ -243,49 +313,52 @@ def table(runs: list[Run]) -> str:
     if rounds("service", "get") and rounds("service", "list"):
         per_get = ratio("service", "list", "service", "get")
         lines.append(f"\nList page (limit=50) / GET by id, service: {per_get}")
+    logins, beside = rounds("service", "login"), rounds("service, sign-ins beside", "get")
+    if logins and beside:
+        [alone] = rounds("service, no sign-ins beside", "get")
+        lines.append(
+            f"Sign-ins/s ({LOGIN_CONNECTIONS} connections, argon2id at the production cost): "
+            f"{logins[0].rps:,.0f}, p99 {logins[0].p99_ms} ms; GET p99 alone {alone.p99_ms} ms, "
+            f"beside sign-ins {beside[0].p99_ms} ms ({beside[0].rps:,.0f} req/s)"
+        )
     return "\n".join(lines)
 
 
 def main() -> int:
     tool("wrk"), tool("pgbench")  # fail early, saying what to install
     runs: list[Run] = []
-    with tempfile.TemporaryDirectory(prefix="user-service-bench-") as scratch:
-        postgres = Postgres(Path(scratch), config="max_connections = 200")
-        try:
-            env = environment(postgres)
-            subprocess.run([CLI, "migrate"], env=env, check=True, capture_output=True)
-            seed(postgres.dsn(DATABASE))
-            token = subprocess.run(
-                [CLI, "tokens", "create", "--name", "bench", "--scopes", "users:read,users:write"],
-                env=env,
-                check=True,
-                capture_output=True,
-                text=True,
-            ).stdout.strip()
-            for scenario in SCENARIOS:
-                for turn in range(ROUNDS):
-                    # Each app goes first in a round of its own: no app always follows another.
-                    order = list(apps().items())
-                    order = order[turn % len(order) :] + order[: turn % len(order)]
-                    for name, (command, ready) in order:
-                        print(f"{scenario}, round {turn + 1}: {name}", file=sys.stderr, flush=True)
-                        app = App(name, command, env, ready)
-                        try:
-                            runs.append(measure(app, scenario, token, turn))
-                        finally:
-                            app.stop()
-            print("ceilings: /healthz, pgbench", file=sys.stderr, flush=True)
-            app = App("service", [CLI, "serve", "--no-migrate"], env, "/readyz")
-            try:
-                runs.append(measure(app, "healthz", None))
-            finally:
-                app.stop()
-            runs += [
-                pgbench(postgres, "pgbench-select.sql"),
-                pgbench(postgres, "pgbench-insert.sql"),
-            ]
-        finally:
-            postgres.stop()
+    with (
+        tempfile.TemporaryDirectory(prefix="user-service-bench-") as scratch,
+        Postgres(Path(scratch), config="max_connections = 200") as postgres,
+    ):
+        env = environment(postgres)
+        subprocess.run([CLI, "migrate"], env=env, check=True, capture_output=True)
+        seed(postgres.dsn(DATABASE))
+        token = subprocess.run(
+            [CLI, "tokens", "create", "--name", "bench", "--scopes", "users:read,users:write"],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        for scenario in SCENARIOS:
+            for turn in range(ROUNDS):
+                # Each app goes first in a round of its own: no app always follows another.
+                order = list(apps().items())
+                order = order[turn % len(order) :] + order[: turn % len(order)]
+                for name, (command, ready) in order:
+                    print(f"{scenario}, round {turn + 1}: {name}", file=sys.stderr, flush=True)
+                    with App(name, command, env, ready) as app:
+                        runs.append(measure(app, scenario, token, turn))
+        print("sign-ins, and GET beside them", file=sys.stderr, flush=True)
+        runs += sign_ins(env, postgres.dsn(DATABASE), token)
+        print("ceilings: /healthz, pgbench", file=sys.stderr, flush=True)
+        with App("service", [CLI, "serve", "--no-migrate"], env, "/readyz") as app:
+            runs.append(measure(app, "healthz", None))
+        runs += [
+            pgbench(postgres, "pgbench-select.sql"),
+            pgbench(postgres, "pgbench-insert.sql"),
+        ]
     print(table(runs))
     out = Path(".data/bench/result.json")
     out.parent.mkdir(parents=True, exist_ok=True)

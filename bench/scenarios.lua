@@ -1,6 +1,7 @@
 -- wrk requests for the users API.
--- SCENARIO: get, post, patch, list, mix (80 % reads) or healthz (no database);
--- USERS: how many users are seeded (ids 1..USERS); TOKEN: the bearer token, if any.
+-- SCENARIO: get, post, patch, list, mix (80 % reads), login (EMAIL, PASSWORD: a sign-in)
+-- or healthz (no database); USERS: how many users are seeded (ids 1..USERS); TOKEN: the
+-- bearer token, if any.
 local scenario = os.getenv("SCENARIO") or "get"
 local users = tonumber(os.getenv("USERS") or "100000")
 local token = os.getenv("TOKEN")
@@ -44,8 +45,19 @@ end
 
 local function healthz() return wrk.format("GET", "/healthz") end
 
+local function urlencode(text)
+  return (text:gsub("[^%w%-._~]", function(c) return string.format("%%%02X", string.byte(c)) end))
+end
+local login_body = "username=" .. urlencode(os.getenv("EMAIL") or "") ..
+  "&password=" .. urlencode(os.getenv("PASSWORD") or "")
+local function login()
+  return wrk.format(
+    "POST", "/auth/login", {["Content-Type"] = "application/x-www-form-urlencoded"}, login_body)
+end
+
 local make = ({
   get = get, post = post, patch = patch, list = list, mix = mix, healthz = healthz,
+  login = login,
 })[scenario]
 
 function request()

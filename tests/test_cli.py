@@ -4,6 +4,7 @@ import os
 import signal
 import stat
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -83,11 +84,13 @@ def test_environment_wins_over_dotenv(tmp_path: Path) -> None:
     assert "127.0.0.1:1" in result.stderr
 
 
-def test_embedded_database_keeps_data_across_restarts(tmp_path: Path) -> None:
+def test_embedded_database_keeps_data_across_restarts(
+    tmp_path: Path, start_server: Callable[..., Server]
+) -> None:
     data = tmp_path / "data"
     env = {**without_database(), "DB_EMBEDDED_DIR": str(data)}
 
-    first = Server(env=env)
+    first = start_server(env=env)
     admin = tmp_path / "admin.token"  # beside the data, made on first start
     with first.client() as client:
         user = client.post("/users", json={"name": "survivor"}).json()
@@ -100,33 +103,36 @@ def test_embedded_database_keeps_data_across_restarts(tmp_path: Path) -> None:
     assert "set DB_DSN or DB_HOST" in log
     assert not (data / "postmaster.pid").exists(), "the embedded server outlived the service"
 
-    second = Server(env=env)
-    try:
-        with second.client() as client:
-            response = client.get(f"/users/{user['id']}")
-    finally:
-        code, log = second.stop()
-    assert response.json() == {"id": user["id"], "nickname": "survivor"}
+    second = start_server(env=env)
+    with second.client() as client:
+        response = client.get(f"/users/{user['id']}")
+    code, log = second.stop()
+    assert response.json() == {
+        "id": user["id"],
+        "nickname": "survivor",
+        "email": None,
+        "email_verified": False,
+    }
     assert admin.read_text().strip() == token  # still live: kept
     assert code == 0, log
     assert not (data / "postmaster.pid").exists()
 
 
-def test_ctrl_c_stops_cleanly_too() -> None:
-    live = Server()
+def test_ctrl_c_stops_cleanly_too(start_server: Callable[..., Server]) -> None:
+    live = start_server()
     live.process.send_signal(signal.SIGINT)
     code, output = live.wait()
     assert code == 0, output
     assert "Application shutdown complete" in output
 
 
-def test_db_echo_logs_each_statement() -> None:
-    live = Server(env={**os.environ, "DB_ECHO": "true"})
+def test_db_echo_logs_each_statement(start_server: Callable[..., Server]) -> None:
+    live = start_server(env={**os.environ, "DB_ECHO": "true"})
     with live.client() as client:
         client.get("/users/1")
     code, log = live.stop()
     assert code == 0, log
-    assert "SQL SELECT id, nickname FROM users WHERE id = $1" in log
+    assert "SQL SELECT u.id, u.nickname, a.email" in log
 
 
 def test_help_lists_the_commands() -> None:

@@ -8,13 +8,13 @@ import shutil
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import asyncpg
 
-from . import database, logs, migrations, server
+from . import crypto, database, logs, migrations, server
 from .auth import tokens
-from .config import Settings, get_settings_or_exit
+from .config import Settings, get_settings, get_settings_or_exit
 
 logger = logging.getLogger("user_service")
 ADMIN_TOKEN_FILE = "admin.token"  # noqa: S105 (a file name)
@@ -27,6 +27,8 @@ _CONNECTION_FAILURES = (
     asyncpg.InvalidAuthorizationSpecificationError,
     asyncpg.InvalidCatalogNameError,
     database.NoDatabaseError,
+    crypto.MissingSecretKeyError,
+    migrations.MissingExtensionError,
 )
 
 
@@ -34,10 +36,18 @@ def _serve(args: argparse.Namespace, settings: Settings) -> None:
     metrics = server.metrics_directory()  # before anything imports prometheus_client
     try:
         database.resolve_url(settings)  # the embedded server, if any, starts once, here
+        crypto.secret_key(settings)  # made here on the embedded default, before the workers
         if args.migrate:
             migrations.upgrade()
         host = args.host or settings.app_host
         port = settings.app_port if args.port is None else args.port
+        if settings.public_url is None:
+            # Emailed links and the tokens' issuer name where we serve; the workers, forked
+            # from this process, read the settings again.
+            os.environ["PUBLIC_URL"] = (
+                f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+            )
+            get_settings.cache_clear()
         if settings.embedded:
             _ensure_admin_token(settings, f"http://{host}:{port}")
         server.run(settings, host=host, port=port, workers=args.workers or settings.app_workers)
@@ -100,6 +110,15 @@ def _tokens(settings: Settings, use: Callable[[asyncpg.Connection], Awaitable[T]
         sys.exit("user-service: the database has no api_tokens table; run user-service migrate")
 
 
+async def _audit(
+    connection: asyncpg.Connection, kind: str, user_id: int | None, **details: Any
+) -> None:
+    # Imported this late for the reason _known_scopes gives.
+    from .audit.repository import Context, record
+
+    await record(connection, Context("cli", None, None), kind, user_id, **details)
+
+
 def _scopes(value: str) -> list[str]:
     return sorted({scope.strip() for scope in value.split(",") if scope.strip()})
 
@@ -136,7 +155,14 @@ def _create_token(args: argparse.Namespace, settings: Settings) -> None:
             f"user-service: unknown scope {', '.join(unknown) or '(none)'}; "
             f"choose from {', '.join(known)}"
         )
-    token = _tokens(settings, lambda c: tokens.create(c, args.name, args.scopes, args.expires_in))
+
+    async def create(connection: asyncpg.Connection) -> str:
+        async with connection.transaction():
+            token = await tokens.create(connection, args.name, args.scopes, args.expires_in)
+            await _audit(connection, "api_token.created", None, name=args.name)
+        return token
+
+    token = _tokens(settings, create)
     print(token)  # alone on stdout, so that scripts can capture it
     expiry = "never"
     if args.expires_in:
@@ -176,9 +202,57 @@ def _when(moment: datetime | None, default: str = "") -> str:
 
 
 def _revoke_token(args: argparse.Namespace, settings: Settings) -> None:
-    if not _tokens(settings, lambda c: tokens.revoke(c, args.name)):
+    async def revoke(connection: asyncpg.Connection) -> bool:
+        async with connection.transaction():
+            revoked = await tokens.revoke(connection, args.name)
+            if revoked:
+                await _audit(connection, "api_token.revoked", None, name=args.name)
+        return revoked
+
+    if not _tokens(settings, revoke):
         sys.exit(f"user-service: no live token is named {args.name!r}")
     logger.info("Revoked token %r; it stops working within a second", args.name)
+
+
+def _rotate_keys(args: argparse.Namespace, settings: Settings) -> None:
+    from .accounts import keys
+
+    cipher = crypto.Cipher(crypto.secret_key(settings))
+    kid = _tokens(settings, lambda connection: keys.rotate(connection, cipher))
+    logger.info(
+        "Added signing key %s: new access tokens use it within a minute; tokens signed with "
+        "older keys stay valid until they expire",
+        kid,
+    )
+
+
+def _set_scopes(args: argparse.Namespace, settings: Settings) -> None:
+    from .accounts import repository
+
+    known = _known_scopes()
+    unknown = [scope for scope in args.scopes if scope not in known]
+    if unknown:
+        sys.exit(
+            f"user-service: unknown scope {', '.join(unknown)}; choose from {', '.join(known)}"
+        )
+
+    async def change(connection: asyncpg.Connection) -> list[str] | None:
+        async with connection.transaction():
+            account = await repository.by_email(connection, args.email)
+            scopes = await repository.set_scopes(connection, args.email, args.scopes, add=args.add)
+            if account is not None:
+                kind = "scopes.granted" if args.add else "scopes.revoked"
+                await _audit(connection, kind, account["user_id"], scopes=args.scopes)
+        return scopes
+
+    scopes = _tokens(settings, change)
+    if scopes is None:
+        sys.exit(f"user-service: no account has the email address {args.email}")
+    logger.info(
+        "%s now has: %s (taken away at once; granted ones come with the next access token)",
+        args.email,
+        ", ".join(scopes) or "no scope",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -229,6 +303,22 @@ def _parser() -> argparse.ArgumentParser:
     revoke = token_commands.add_parser("revoke", help="revoke the live token of this name")
     revoke.add_argument("name", metavar="NAME")
     revoke.set_defaults(run=_revoke_token)
+
+    key_commands = commands.add_parser(
+        "keys", help="manage the keys that sign access tokens"
+    ).add_subparsers(required=True, metavar="ACTION")
+    key_commands.add_parser(
+        "rotate", help="add a new signing key; tokens signed with older ones stay valid"
+    ).set_defaults(run=_rotate_keys)
+
+    account_commands = commands.add_parser(
+        "accounts", help="grant scopes to people's accounts (operators)"
+    ).add_subparsers(required=True, metavar="ACTION")
+    for name, add, verb in (("grant", True, "grant"), ("revoke-scope", False, "take away")):
+        command = account_commands.add_parser(name, help=f"{verb} scopes of an account")
+        command.add_argument("email", metavar="EMAIL")
+        command.add_argument("scopes", nargs="+", metavar="SCOPE", help="e.g. users:read")
+        command.set_defaults(run=_set_scopes, add=add)
     return parser
 
 

@@ -1,13 +1,16 @@
 """Settings: environment first, then `.env`, then defaults (the tutorial's variables)."""
 
 import os
+import re
 import sys
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import (
     AnyHttpUrl,
+    BeforeValidator,
     Field,
     SecretStr,
     ValidationError,
@@ -21,6 +24,18 @@ from sqlalchemy.exc import ArgumentError
 
 DEFAULT_DATABASE = "user_service"
 POSTGRES_DRIVERS = ("postgresql", "postgres", "postgresql+asyncpg")
+
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def _duration(value: object) -> object:
+    # 900 (seconds), 15m, 24h, 30d, 2w; anything else is left to pydantic (ISO 8601: PT15M).
+    if isinstance(value, str) and (match := re.fullmatch(r"(\d+)([smhdw]?)", value.strip())):
+        return timedelta(**{_UNITS[match[2] or "s"]: int(match[1])})
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
 
 SslMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
 
@@ -65,6 +80,37 @@ class Settings(BaseSettings):
     auth_leeway: float = Field(default=30, ge=0)  # seconds of clock skew allowed on exp/nbf
     auth_jwks_refetch_interval: float = Field(default=10, ge=0)  # on an unknown key id
     auth_failures_per_minute: int = Field(default=20, ge=1)  # per client address
+
+    # Accounts: people who sign up and sign in (the accounts module).
+    # Encrypts the private signing keys and queued emails at rest; the embedded default
+    # generates one into .data/secret.key.
+    auth_secret_key: SecretStr | None = None
+    auth_access_ttl: Duration = Field(default=timedelta(minutes=15), gt=timedelta(0))
+    auth_refresh_ttl: Duration = Field(default=timedelta(days=30), gt=timedelta(0))
+    auth_refresh_idle_ttl: Duration = Field(default=timedelta(days=7), gt=timedelta(0))
+    auth_verify_ttl: Duration = Field(default=timedelta(hours=24), gt=timedelta(0))
+    auth_reset_ttl: Duration = Field(default=timedelta(minutes=30), gt=timedelta(0))
+    # Per client address, for each of register, login, forgot-password and verify/resend.
+    auth_address_limit_per_minute: int = Field(default=10, ge=1)
+    password_min_length: int = Field(default=12, ge=8, le=256)
+    # argon2id cost (OWASP: at least 19 MiB and 2 passes) and how many hashes run at once
+    # per worker; requests beyond AUTH_HASH_QUEUE waiting ones get 503.
+    auth_argon2_memory_kib: int = Field(default=19 * 1024, ge=8)
+    auth_argon2_time_cost: int = Field(default=2, ge=1)
+    auth_hash_concurrency: int = Field(default=2, ge=1)
+    auth_hash_queue: int = Field(default=32, ge=0)
+    # Links in emails start with this; never taken from a request's Host header.
+    public_url: AnyHttpUrl | None = None
+
+    smtp_host: str | None = None
+    smtp_port: int | None = Field(default=None, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_security: Literal["starttls", "tls", "none"] = "starttls"
+    smtp_timeout: float = Field(default=10, gt=0)
+    mail_from: str = "user-service <no-reply@localhost>"
+    # Without SMTP_HOST, emails are written here as .eml files.
+    mail_outbox_dir: Path = Path(".data/outbox")
 
     metrics_public: bool = False
     docs_enabled: bool = True
@@ -121,6 +167,13 @@ class Settings(BaseSettings):
         if url.drivername not in POSTGRES_DRIVERS:
             raise ValueError(f"scheme must be one of {', '.join(POSTGRES_DRIVERS)}")
         return value
+
+    @property
+    def link_base(self) -> str:
+        """Where the emails' links point: PUBLIC_URL, else this service's own address."""
+        if self.public_url is not None:
+            return str(self.public_url).rstrip("/")
+        return f"http://{self.app_host}:{self.app_port}"
 
     @property
     def embedded(self) -> bool:

@@ -43,6 +43,9 @@ class AppError(Exception):
     """Base of the errors a feature raises; carries its HTTP status."""
 
     status_code = HTTPStatus.INTERNAL_SERVER_ERROR
+    # A stable URI per kind of error (RFC 9457 §3.1.1), so that clients can tell two 401s
+    # apart; about:blank where the status says it all.
+    type = "about:blank"
 
     def __init__(self, detail: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(detail)
@@ -58,10 +61,11 @@ def problem(
     status: int,
     detail: str,
     headers: dict[str, str] | None = None,
+    type: str = "about:blank",
     **extra: Any,
 ) -> JSONResponse:
     """A problem-details response; `title` is the status's standard phrase."""
-    body = {"type": "about:blank", "title": HTTPStatus(status).phrase, "status": status}
+    body = {"type": type, "title": HTTPStatus(status).phrase, "status": status}
     return JSONResponse(
         {**body, "detail": detail, **extra},
         status_code=status,
@@ -88,7 +92,7 @@ def _describe(error: Any) -> FieldError:
 
 async def _app_error(request: Request, exc: Exception) -> JSONResponse:
     exc = cast(AppError, exc)  # the handler for AppError: Starlette types it as Exception
-    return problem(exc.status_code, exc.detail, exc.headers)
+    return problem(exc.status_code, exc.detail, exc.headers, exc.type)
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:

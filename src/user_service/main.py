@@ -11,7 +11,7 @@ from types import ModuleType
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from . import database, errors, health, logs, migrations, observability
+from . import crypto, database, errors, health, logs, mail, migrations, observability
 from .auth import guard
 from .config import get_settings
 from .http import SECURITY_HEADERS, BodySizeLimit
@@ -50,8 +50,12 @@ def mount(app: FastAPI, router: APIRouter) -> None:
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    async with database.connect(get_settings()) as db:
+    settings = get_settings()
+    async with database.connect(settings) as db:
         app.state.db = db
+        app.state.cipher = crypto.Cipher(crypto.secret_key(settings))
+        app.state.mail = mail.Sender(db, settings, app.state.cipher)
+        sender = asyncio.create_task(app.state.mail.run())
         reporter = asyncio.create_task(observability.report_pool(db.pool))
         # What exists now lives as long as the worker. Frozen, the garbage collector's full
         # passes skip it, and stop stalling every request in flight (GET p99 at 64
@@ -61,6 +65,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             yield
         finally:
             reporter.cancel()
+            sender.cancel()
             app.state.access.flush()
 
 

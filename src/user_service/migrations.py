@@ -49,3 +49,25 @@ class Schema:
         if current == self.heads or current - self.known:
             return None
         return f"schema at {sorted(current) or 'nothing'}, expected {sorted(self.heads)}"
+
+
+class MissingExtensionError(RuntimeError):
+    """The schema needs a PostgreSQL extension the migrating role may not create."""
+
+
+def create_extension(name: str) -> None:
+    """In a migration: create the extension `name` unless the database has it already."""
+    from alembic import op
+    from sqlalchemy.exc import DBAPIError
+
+    bind = op.get_bind()
+    try:
+        with bind.begin_nested():
+            bind.exec_driver_sql(f"CREATE EXTENSION IF NOT EXISTS {name}")
+    except DBAPIError as exc:
+        raise MissingExtensionError(
+            f"the schema needs the PostgreSQL extension {name}, which this role may not "
+            f"create ({exc.orig}); have a superuser or the database owner run "
+            f'"CREATE EXTENSION {name};" in database {bind.engine.url.database}, then migrate '
+            "again"
+        ) from None

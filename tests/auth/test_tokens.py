@@ -85,8 +85,14 @@ def test_read_only_token_reads(anonymous: TestClient, database_url: str, token: 
     created = anonymous.post("/users", json={"name": "readable"}, headers=bearer(token)).json()
     reader = bearer(issue_token(database_url, "users:read"))
 
-    assert anonymous.get(f"/users/{created['id']}", headers=reader).json() == created
-    assert anonymous.get("/users", headers=reader).json()["items"] == [created]
+    assert anonymous.get(f"/users/{created['id']}", headers=reader).json() == {
+        **created,
+        "email": None,
+        "email_verified": False,
+    }
+    assert anonymous.get("/users", headers=reader).json()["items"] == [
+        {**created, "email": None, "email_verified": False}
+    ]
 
 
 @pytest.mark.parametrize("endpoint", ENDPOINTS, ids=lambda e: f"{e[0]} {e[1]}")

@@ -49,7 +49,12 @@ def test_any_name_is_stored_exactly_or_rejected_with_422(client: TestClient, nam
     assert created.status_code == (201 if acceptable(name) else 422), (name, created.text)
     if created.status_code == 201:
         read = client.get(created.headers["location"])
-        assert read.json() == {"id": created.json()["id"], "nickname": name}
+        assert read.json() == {
+            "id": created.json()["id"],
+            "nickname": name,
+            "email": None,
+            "email_verified": False,
+        }
 
 
 @PROPERTY
@@ -73,7 +78,7 @@ def test_patch_then_get_round_trips(client: TestClient, name: str) -> None:
 def test_pages_return_each_user_once_in_order_for_every_limit(
     client: TestClient, database_url: str, count: int, deleted: set[int], start: int
 ) -> None:
-    run_sql(database_url, "TRUNCATE users RESTART IDENTITY")
+    run_sql(database_url, "TRUNCATE users RESTART IDENTITY CASCADE")
     ids = [client.post("/users", json={"name": f"u{n}"}).json()["id"] for n in range(count)]
     for user_id in deleted & set(ids):
         client.delete(f"/users/{user_id}")

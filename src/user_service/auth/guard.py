@@ -4,9 +4,11 @@ provider. A token grants scopes; each route requires one (`require`)."""
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
+from uuid import UUID
 
 from fastapi import Request, Security
 from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
@@ -29,11 +31,14 @@ _CACHE_LIMIT = 10_000
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling: `token:<name>` or `jwt:<subject>`, and what they may do."""
+    """Who is calling: `token:<name>`, `jwt:<subject>` or `user:<id>` (a signed-in person,
+    in one of their sessions), and what they may do."""
 
     name: str
     scopes: frozenset[str]
     expires_at: float | None = None  # Unix time
+    user_id: int | None = None
+    session_id: UUID | None = None
 
 
 class UnauthenticatedError(AppError):
@@ -91,6 +96,9 @@ class Authenticator:
                 leeway=settings.auth_leeway,
                 refetch_interval=settings.auth_jwks_refetch_interval,
             )
+        # Set by the accounts module: a signed-in person's access token as a Principal, or
+        # None when the token is not one of ours.
+        self.people: Callable[[Request, str], Awaitable[Principal | None]] | None = None
         self._verified: dict[bytes, tuple[float, Principal]] = {}
         self._checking: dict[bytes, asyncio.Future[Principal]] = {}
 
@@ -140,6 +148,10 @@ class Authenticator:
                 raise UnauthenticatedError("The token has been revoked.")
             expires_at = row["expires_at"].timestamp() if row["expires_at"] else None
             return Principal(f"token:{row['name']}", frozenset(row["scopes"]), expires_at)
+        if self.people is not None:
+            person = await self.people(request, token)
+            if person is not None:
+                return person
         if self.jwt is None:
             raise UnauthenticatedError("The token is not valid.")
         try:

@@ -1,13 +1,14 @@
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request
 
 from .. import errors
+from ..audit.repository import context
 from ..auth.guard import require
 from ..database import Db
 from ..http import JSON_BODY, Json
 from . import repository
-from .schemas import UserCreate, UserDeleted, UserPage, UserRead, UserUpdate
+from .schemas import UserCreate, UserDeleted, UserPage, UserRead, UserUpdate, UserView
 
 MAX_ID = 2**63 - 1  # ids are PostgreSQL bigints
 
@@ -36,9 +37,9 @@ CREATED: dict[str, Any] = {
     response_model=UserRead,
     responses={201: CREATED, **errors.responses(400, 413, 415, 422, 503)},
 )
-async def create_user(body: UserCreate, db: Db) -> Json:
+async def create_user(body: UserCreate, request: Request, db: Db) -> Json:
     """Add a user; `name` becomes its nickname."""
-    user = await repository.create(db, nickname=body.name)
+    user = await repository.create(db, context(request), nickname=body.name)
     return Json(user, status_code=201, headers={"Location": f"{router.prefix}/{user['id']}"})
 
 
@@ -58,7 +59,7 @@ async def list_users(
 @router.get(
     "/{user_id}",
     dependencies=[READ],
-    response_model=UserRead,
+    response_model=UserView,
     responses=errors.responses(404, 422, 503),
 )
 async def get_user(user_id: UserId, db: Db) -> Json:
@@ -75,9 +76,9 @@ async def get_user(user_id: UserId, db: Db) -> Json:
     response_model=UserRead,
     responses=errors.responses(400, 404, 413, 415, 422, 503),
 )
-async def update_user(user_id: UserId, body: UserUpdate, db: Db) -> Json:
+async def update_user(user_id: UserId, body: UserUpdate, request: Request, db: Db) -> Json:
     """Rename a user."""
-    user = await repository.rename(db, user_id=user_id, nickname=body.name)
+    user = await repository.rename(db, context(request), user_id=user_id, nickname=body.name)
     if user is None:
         raise _not_found(user_id)
     return Json(user)
@@ -89,8 +90,8 @@ async def update_user(user_id: UserId, body: UserUpdate, db: Db) -> Json:
     response_model=UserDeleted,
     responses=errors.responses(404, 422, 503),
 )
-async def delete_user(user_id: UserId, db: Db) -> Json:
+async def delete_user(user_id: UserId, request: Request, db: Db) -> Json:
     """Delete a user."""
-    if not await repository.delete(db, user_id=user_id):
+    if not await repository.delete(db, context(request), user_id=user_id):
         raise _not_found(user_id)
     return Json(UserDeleted(id=user_id))

@@ -29,10 +29,19 @@ class UserRead(TypedDict):
     nickname: str
 
 
+class UserView(TypedDict):
+    """A user as admins read it: with the email of its account, if it has one."""
+
+    id: int
+    nickname: str
+    email: str | None
+    email_verified: bool
+
+
 class UserDeleted(TypedDict):
     id: int
 
 
 class UserPage(TypedDict):
-    items: list[UserRead]
+    items: list[UserView]
     next_cursor: int | None

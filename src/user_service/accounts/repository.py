@@ -1,0 +1,251 @@
+"""All SQL for accounts, sessions and one-time tokens, in one place."""
+
+from datetime import timedelta
+from uuid import UUID
+
+import asyncpg
+
+from ..crypto import digest, new_token
+from ..database import Connection, Database
+
+Runner = Database | Connection
+
+
+async def create(
+    connection: Connection, *, email: str, password_hash: str, name: str
+) -> int | None:
+    """A new user with an account; None when the address has one already (the unique
+    index decides, so of concurrent registrations exactly one succeeds)."""
+    try:
+        user_id: int | None = await connection.fetchval(
+            "WITH u AS (INSERT INTO users (nickname) VALUES ($3) RETURNING id) "
+            "INSERT INTO accounts (user_id, email, password_hash) SELECT id, $1, $2 FROM u "
+            "RETURNING user_id",
+            email,
+            password_hash,
+            name,
+        )
+    except asyncpg.UniqueViolationError:
+        return None
+    return user_id
+
+
+_ACCOUNT = (
+    "SELECT a.user_id, a.email, a.password_hash, a.email_verified_at, a.disabled_at, a.scopes, "
+    "a.created_at, u.nickname FROM accounts a JOIN users u ON u.id = a.user_id "
+)
+
+
+async def by_email(db: Runner, email: str) -> asyncpg.Record | None:
+    return await db.fetchrow(_ACCOUNT + "WHERE a.email = $1", email)
+
+
+async def by_id(db: Runner, user_id: int) -> asyncpg.Record | None:
+    return await db.fetchrow(_ACCOUNT + "WHERE a.user_id = $1", user_id)
+
+
+async def signed_in(connection: Connection, user_id: int, password_hash: str | None) -> None:
+    """Record a sign-in; store `password_hash` when the old one used outdated parameters."""
+    await connection.execute(
+        "UPDATE accounts SET last_sign_in_at = now(), "
+        "password_hash = coalesce($2, password_hash) WHERE user_id = $1",
+        user_id,
+        password_hash,
+    )
+
+
+async def set_password(connection: Connection, user_id: int, password_hash: str) -> None:
+    await connection.execute(
+        "UPDATE accounts SET password_hash = $2 WHERE user_id = $1", user_id, password_hash
+    )
+
+
+async def verify_email(connection: Connection, user_id: int, email: str) -> bool:
+    """Make `email` the account's verified address; False if another account has it now."""
+    try:
+        await connection.execute(
+            "UPDATE accounts SET email = $2, email_verified_at = now() WHERE user_id = $1",
+            user_id,
+            email,
+        )
+    except asyncpg.UniqueViolationError:
+        return False
+    return True
+
+
+async def rename(db: Runner, user_id: int, name: str) -> None:
+    await db.fetchval("UPDATE users SET nickname = $2 WHERE id = $1", user_id, name)
+
+
+async def delete(connection: Connection, user_id: int) -> None:
+    """Delete the user; its account, sessions and tokens go with it."""
+    await connection.execute("DELETE FROM users WHERE id = $1", user_id)
+
+
+async def set_scopes(db: Runner, email: str, scopes: list[str], *, add: bool) -> list[str] | None:
+    """Grant (or take away) scopes; the account's scopes after, or None if no such email."""
+    result: list[str] | None = await db.fetchval(
+        "UPDATE accounts SET scopes = ARRAY(SELECT DISTINCT s FROM unnest(CASE WHEN $3 "
+        "THEN scopes || $2::text[] ELSE ARRAY(SELECT unnest(scopes) EXCEPT "
+        "SELECT unnest($2::text[])) END) AS s ORDER BY s) WHERE email = $1 RETURNING scopes",
+        email,
+        scopes,
+        add,
+    )
+    return result
+
+
+# One-time tokens (email links)
+
+
+async def issue_link(
+    connection: Connection, *, user_id: int, purpose: str, email: str, ttl: timedelta
+) -> str:
+    """A new one-time token for `purpose`; only its hash is stored."""
+    token = new_token()
+    await connection.execute(
+        "INSERT INTO account_tokens (token_hash, user_id, purpose, email, expires_at) "
+        "VALUES ($1, $2, $3, $4, now() + $5::interval)",
+        digest(token),
+        user_id,
+        purpose,
+        email,
+        ttl,
+    )
+    return token
+
+
+async def peek_link(db: Runner, token: str, purpose: str) -> asyncpg.Record | None:
+    """The user and address of a usable token, without using it."""
+    return await db.fetchrow(
+        "SELECT user_id, email FROM account_tokens WHERE token_hash = $1 AND purpose = $2 "
+        "AND used_at IS NULL AND expires_at > now()",
+        digest(token),
+        purpose,
+    )
+
+
+async def use_link(connection: Connection, token: str, purpose: str) -> asyncpg.Record | None:
+    """Use a token, once: of concurrent uses exactly one gets its user and address."""
+    return await connection.fetchrow(
+        "UPDATE account_tokens SET used_at = now() WHERE token_hash = $1 AND purpose = $2 "
+        "AND used_at IS NULL AND expires_at > now() RETURNING user_id, email",
+        digest(token),
+        purpose,
+    )
+
+
+async def drop_links(connection: Connection, user_id: int, purpose: str) -> None:
+    """Older links of this kind stop working (a newer one was sent, or one was used)."""
+    await connection.execute(
+        "UPDATE account_tokens SET used_at = now() WHERE user_id = $1 AND purpose = $2 "
+        "AND used_at IS NULL",
+        user_id,
+        purpose,
+    )
+
+
+# Sessions and refresh tokens
+
+
+async def open_session(
+    connection: Connection,
+    *,
+    user_id: int,
+    ttl: timedelta,
+    client_address: str | None,
+    user_agent: str | None,
+) -> UUID:
+    session_id: UUID = await connection.fetchval(
+        "INSERT INTO auth_sessions (user_id, expires_at, client_address, user_agent) "
+        "VALUES ($1, now() + $2::interval, $3, $4) RETURNING id",
+        user_id,
+        ttl,
+        client_address,
+        user_agent,
+    )
+    return session_id
+
+
+async def issue_refresh(connection: Connection, session_id: UUID) -> str:
+    token = new_token("usr_")
+    await connection.execute(
+        "INSERT INTO refresh_tokens (token_hash, session_id) VALUES ($1, $2)",
+        digest(token),
+        session_id,
+    )
+    return token
+
+
+async def use_refresh(
+    connection: Connection, token: str, idle_ttl: timedelta
+) -> asyncpg.Record | None:
+    """Use a refresh token, once, if its session is live and it is not idle too long: the
+    session and its user. Of concurrent uses exactly one succeeds."""
+    return await connection.fetchrow(
+        "UPDATE refresh_tokens r SET used_at = now() FROM auth_sessions s "
+        "JOIN accounts a ON a.user_id = s.user_id "
+        "WHERE r.token_hash = $1 AND r.used_at IS NULL AND r.created_at > now() - $2::interval "
+        "AND s.id = r.session_id AND s.revoked_at IS NULL AND s.expires_at > now() "
+        "AND a.disabled_at IS NULL "
+        "RETURNING s.id AS session_id, s.user_id, a.scopes",
+        digest(token),
+        idle_ttl,
+    )
+
+
+async def used_refresh_session(connection: Connection, token: str) -> UUID | None:
+    """The session of a refresh token that was already used (a replay), if it was."""
+    session_id: UUID | None = await connection.fetchval(
+        "SELECT session_id FROM refresh_tokens WHERE token_hash = $1 AND used_at IS NOT NULL",
+        digest(token),
+    )
+    return session_id
+
+
+async def touch_session(connection: Connection, session_id: UUID) -> None:
+    await connection.execute(
+        "UPDATE auth_sessions SET last_used_at = now() WHERE id = $1", session_id
+    )
+
+
+async def revoke_session(db: Runner, session_id: UUID, user_id: int | None = None) -> bool:
+    """End a live session (of `user_id`, when given); whether there was one."""
+    revoked = await db.fetchval(
+        "UPDATE auth_sessions SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL "
+        "AND ($2::bigint IS NULL OR user_id = $2) RETURNING true",
+        session_id,
+        user_id,
+    )
+    return bool(revoked)
+
+
+async def revoke_sessions(db: Runner, user_id: int, keep: UUID | None = None) -> None:
+    """End every live session of the user but `keep`."""
+    await db.fetchval(
+        "UPDATE auth_sessions SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL "
+        "AND id IS DISTINCT FROM $2",
+        user_id,
+        keep,
+    )
+
+
+async def live_sessions(db: Runner, user_id: int) -> list[asyncpg.Record]:
+    return await db.fetch(
+        "SELECT id, created_at, last_used_at, client_address, user_agent FROM auth_sessions "
+        "WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > now() ORDER BY created_at",
+        user_id,
+    )
+
+
+async def session_scopes(db: Runner, session_id: UUID, user_id: int) -> list[str] | None:
+    """The scopes of the session's account while the session is live and the account
+    enabled; None once it is not. Called at most once a second per token and worker."""
+    scopes: list[str] | None = await db.fetchval(
+        "SELECT a.scopes FROM auth_sessions s JOIN accounts a ON a.user_id = s.user_id "
+        "WHERE s.id = $1 AND s.user_id = $2 AND s.revoked_at IS NULL AND s.expires_at > now() "
+        "AND a.disabled_at IS NULL",
+        session_id,
+        user_id,
+    )
+    return scopes

@@ -1,0 +1,419 @@
+"""The account flows: each opens one transaction, calls the repository, and queues its
+emails in that same transaction (sent afterwards by the outbox)."""
+
+import html
+from dataclasses import dataclass
+from http import HTTPStatus
+from urllib.parse import urlencode
+from uuid import UUID
+
+import asyncpg
+from fastapi.exceptions import RequestValidationError
+
+from .. import mail
+from ..audit.repository import Context, record
+from ..config import Settings
+from ..crypto import Cipher
+from ..database import Connection, Database
+from ..errors import AppError
+from . import passwords, repository, throttle
+from .keys import Signer
+
+
+class InvalidCredentialsError(AppError):
+    status_code = HTTPStatus.UNAUTHORIZED
+    type = "/problems/invalid-credentials"
+
+    def __init__(self) -> None:
+        super().__init__("The email address or password is wrong.")
+
+
+class UnverifiedEmailError(AppError):
+    status_code = HTTPStatus.FORBIDDEN
+    type = "/problems/email-not-verified"
+
+    def __init__(self) -> None:
+        super().__init__("Verify your email address first: follow the link we sent you.")
+
+
+class DisabledAccountError(AppError):
+    status_code = HTTPStatus.FORBIDDEN
+    type = "/problems/account-disabled"
+
+    def __init__(self) -> None:
+        super().__init__("This account is disabled.")
+
+
+class InvalidLinkError(AppError):
+    status_code = HTTPStatus.BAD_REQUEST
+    type = "/problems/invalid-link"
+
+    def __init__(self) -> None:
+        super().__init__("The link is not valid: it was used already, or it has expired.")
+
+
+class EmailTakenError(AppError):
+    status_code = HTTPStatus.CONFLICT
+    type = "/problems/email-taken"
+
+    def __init__(self) -> None:
+        super().__init__("Another account uses this email address now.")
+
+
+class InvalidRefreshTokenError(AppError):
+    status_code = HTTPStatus.UNAUTHORIZED
+    type = "/problems/invalid-refresh-token"
+
+    def __init__(self) -> None:
+        super().__init__("The refresh token is not valid; sign in again.")
+
+
+class RefreshTokenReusedError(AppError):
+    status_code = HTTPStatus.UNAUTHORIZED
+    type = "/problems/refresh-token-reused"
+
+    def __init__(self) -> None:
+        super().__init__("The refresh token was used already; the session is ended for safety.")
+
+
+class WrongPasswordError(AppError):
+    status_code = HTTPStatus.FORBIDDEN
+    type = "/problems/wrong-password"
+
+    def __init__(self) -> None:
+        super().__init__("The current password is wrong.")
+
+
+class TooManyRequestsError(AppError):
+    status_code = HTTPStatus.TOO_MANY_REQUESTS
+    type = "/problems/too-many-requests"
+
+    def __init__(self, retry_after: int, what: str) -> None:
+        super().__init__(
+            f"Too many {what}; retry in {retry_after}s.", {"Retry-After": str(retry_after)}
+        )
+
+
+@dataclass
+class Accounts:
+    """What the flows need, one per worker."""
+
+    db: Database
+    settings: Settings
+    cipher: Cipher
+    hasher: passwords.Hasher
+    signer: Signer
+    outbox: mail.Sender
+
+    # Throttles
+
+    async def limit_address(self, action: str, address: str) -> None:
+        limit = self.settings.auth_address_limit_per_minute
+        retry_after = await throttle.hit(self.db, f"{action}:{address}", limit)
+        if retry_after is not None:
+            raise TooManyRequestsError(retry_after, "requests from this address")
+
+    async def _may_mail(self, connection: Connection, kind: str, email: str) -> bool:
+        # At most one email of each kind per address per minute: nobody can be mail-bombed.
+        return await throttle.hit(connection, f"mail:{kind}:{email.casefold()}", 1) is None
+
+    def check_password(self, password: str, *, email: str, name: str) -> None:
+        why = passwords.problem(
+            password, email=email, name=name, min_length=self.settings.password_min_length
+        )
+        if why is not None:
+            raise RequestValidationError(
+                [
+                    {
+                        "loc": ("body", "password"),
+                        "msg": f"The password {why}.",
+                        "type": "value_error",
+                    }
+                ]
+            )
+
+    # Emails
+
+    def _link(self, page: str, token: str) -> str:
+        return f"{self.settings.link_base}/account/{page}?{urlencode({'token': token})}"
+
+    async def _send(
+        self,
+        connection: Connection,
+        to: str,
+        subject: str,
+        lines: list[str],
+        link: str | None = None,
+    ) -> None:
+        text = "\n\n".join([*lines, *([link] if link else [])]) + "\n"
+        body = "".join(f"<p>{html.escape(line)}</p>" for line in lines)
+        if link:
+            href = html.escape(link, quote=True)
+            body += f'<p><a href="{href}">{href}</a></p>'
+        email = mail.Email(
+            to=to, subject=subject, text=text, html=f"<html><body>{body}</body></html>"
+        )
+        await mail.enqueue(connection, self.cipher, email, self.settings.mail_from)
+
+    async def _send_verification(self, connection: Connection, user_id: int, email: str) -> None:
+        await repository.drop_links(connection, user_id, "verify")
+        token = await repository.issue_link(
+            connection,
+            user_id=user_id,
+            purpose="verify",
+            email=email,
+            ttl=self.settings.auth_verify_ttl,
+        )
+        hours = int(self.settings.auth_verify_ttl.total_seconds() // 3600)
+        await self._send(
+            connection,
+            email,
+            "Verify your email address",
+            [f"Follow this link within {hours} hours to verify {email}:"],
+            self._link("verify", token),
+        )
+
+    # Flows
+
+    async def register(self, context: Context, *, email: str, password: str, name: str) -> None:
+        self.check_password(password, email=email, name=name)
+        password_hash = await self.hasher.hash(password)  # either way: the same time
+        async with self.db.transaction() as connection:
+            user_id = await repository.create(
+                connection, email=email, password_hash=password_hash, name=name
+            )
+        async with self.db.transaction() as connection:
+            if user_id is not None:
+                await record(connection, context, "account.registered", user_id)
+                await self._send_verification(connection, user_id, email)
+            elif await self._may_mail(connection, "taken", email):
+                await self._send(
+                    connection,
+                    email,
+                    "Someone tried to sign up with your email address",
+                    [
+                        "Someone, perhaps you, tried to create an account with this address, "
+                        "which already has one. If it was you, sign in, or reset your password."
+                    ],
+                    f"{self.settings.link_base}/account/forgot-password",
+                )
+        self.outbox.wake()
+
+    async def verify(self, context: Context, token: str) -> None:
+        async with self.db.transaction() as connection:
+            link = await repository.use_link(connection, token, "verify")
+            if link is None:
+                raise InvalidLinkError
+            if not await repository.verify_email(connection, link["user_id"], link["email"]):
+                raise EmailTakenError
+            await record(
+                connection, context, "email.verified", link["user_id"], email=link["email"]
+            )
+
+    async def resend(self, email: str) -> None:
+        account = await repository.by_email(self.db, email)
+        if account is None or account["email_verified_at"] is not None:
+            return
+        async with self.db.transaction() as connection:
+            if await self._may_mail(connection, "verify", email):
+                await self._send_verification(connection, account["user_id"], account["email"])
+        self.outbox.wake()
+
+    async def sign_in(
+        self, context: Context, *, email: str, password: str, user_agent: str | None
+    ) -> dict[str, object]:
+        failures = f"signin:{email.casefold()}"  # by address given, known or not: no enumeration
+        retry_after = await throttle.blocked_for(self.db, failures)
+        if retry_after is not None:
+            raise TooManyRequestsError(retry_after, "failed sign-ins for this account")
+        account = await repository.by_email(self.db, email)
+        if not await self.hasher.verify(account["password_hash"] if account else None, password):
+            await throttle.fail(self.db, failures)
+            await record(self.db, context, "signin.failed", account["user_id"] if account else None)
+            raise InvalidCredentialsError
+        assert account is not None  # noqa: S101 (verify is False without one)
+        if account["disabled_at"] is not None:
+            raise DisabledAccountError
+        if account["email_verified_at"] is None:
+            raise UnverifiedEmailError
+        rehashed = None
+        if self.hasher.outdated(account["password_hash"]):
+            rehashed = await self.hasher.hash(password)
+        async with self.db.transaction() as connection:
+            await throttle.clear(connection, failures)
+            await repository.signed_in(connection, account["user_id"], rehashed)
+            session_id = await repository.open_session(
+                connection,
+                user_id=account["user_id"],
+                ttl=self.settings.auth_refresh_ttl,
+                client_address=context.client_address,
+                user_agent=user_agent,
+            )
+            refresh = await repository.issue_refresh(connection, session_id)
+            await record(
+                connection, context, "signin.succeeded", account["user_id"], session=str(session_id)
+            )
+        return await self._pair(account["user_id"], session_id, account["scopes"], refresh)
+
+    async def _pair(
+        self, user_id: int, session_id: UUID, scopes: list[str], refresh: str
+    ) -> dict[str, object]:
+        access = await self.signer.issue(user_id=user_id, session_id=session_id, scopes=scopes)
+        return {
+            "access_token": access,
+            "token_type": "bearer",
+            "expires_in": int(self.settings.auth_access_ttl.total_seconds()),
+            "refresh_token": refresh,
+        }
+
+    async def refresh(self, context: Context, token: str) -> dict[str, object]:
+        async with self.db.transaction() as connection:
+            used = await repository.use_refresh(
+                connection, token, self.settings.auth_refresh_idle_ttl
+            )
+            if used is not None:
+                await repository.touch_session(connection, used["session_id"])
+                refresh = await repository.issue_refresh(connection, used["session_id"])
+        if used is None:
+            await self._refuse_replay(context, token)
+            raise InvalidRefreshTokenError
+        return await self._pair(used["user_id"], used["session_id"], used["scopes"], refresh)
+
+    async def _refuse_replay(self, context: Context, token: str) -> None:
+        # A used refresh token comes back: it was stolen, or its holder's copy was. Either
+        # way the whole session ends, for every copy of it.
+        async with self.db.transaction() as connection:
+            session_id = await repository.used_refresh_session(connection, token)
+            if session_id is None:
+                return
+            row = await connection.fetchrow(
+                "SELECT user_id FROM auth_sessions WHERE id = $1", session_id
+            )
+            if await repository.revoke_session(connection, session_id):
+                await record(
+                    connection,
+                    context,
+                    "session.revoked",
+                    row["user_id"] if row else None,
+                    session=str(session_id),
+                    reason="refresh token reused",
+                )
+        raise RefreshTokenReusedError
+
+    async def end_session(self, context: Context, user_id: int, session_id: UUID) -> bool:
+        async with self.db.transaction() as connection:
+            ended = await repository.revoke_session(connection, session_id, user_id)
+            if ended:
+                await record(
+                    connection, context, "session.revoked", user_id, session=str(session_id)
+                )
+        return ended
+
+    async def forgot(self, email: str) -> None:
+        account = await repository.by_email(self.db, email)
+        if account is None:
+            return
+        async with self.db.transaction() as connection:
+            if not await self._may_mail(connection, "reset", email):
+                return
+            await repository.drop_links(connection, account["user_id"], "reset")
+            token = await repository.issue_link(
+                connection,
+                user_id=account["user_id"],
+                purpose="reset",
+                email=account["email"],
+                ttl=self.settings.auth_reset_ttl,
+            )
+            minutes = int(self.settings.auth_reset_ttl.total_seconds() // 60)
+            await self._send(
+                connection,
+                account["email"],
+                "Reset your password",
+                [
+                    f"Follow this link within {minutes} minutes to choose a new password. "
+                    "If you did not ask for this, ignore this email: your password stays as it is."
+                ],
+                self._link("reset-password", token),
+            )
+        self.outbox.wake()
+
+    async def reset(self, context: Context, token: str, password: str) -> None:
+        link = await repository.peek_link(self.db, token, "reset")
+        if link is None:
+            raise InvalidLinkError
+        account = await repository.by_id(self.db, link["user_id"])
+        if account is None:
+            raise InvalidLinkError
+        self.check_password(password, email=account["email"], name=account["nickname"])
+        password_hash = await self.hasher.hash(password)
+        async with self.db.transaction() as connection:
+            if await repository.use_link(connection, token, "reset") is None:
+                raise InvalidLinkError
+            await repository.set_password(connection, account["user_id"], password_hash)
+            await repository.revoke_sessions(connection, account["user_id"])
+            await throttle.clear(connection, f"signin:{account['email'].casefold()}")
+            await record(connection, context, "password.reset", account["user_id"])
+            await self._notify_password_changed(connection, account["email"])
+        self.outbox.wake()
+
+    async def _notify_password_changed(self, connection: Connection, email: str) -> None:
+        await self._send(
+            connection,
+            email,
+            "Your password was changed",
+            [
+                "The password of your account was just changed, and every session signed out. "
+                "If this was not you, reset your password now."
+            ],
+            f"{self.settings.link_base}/account/forgot-password",
+        )
+
+    async def _confirm(self, context: Context, user_id: int, password: str) -> asyncpg.Record:
+        account = await repository.by_id(self.db, user_id)
+        if account is None:
+            raise InvalidCredentialsError
+        failures = f"signin:{account['email'].casefold()}"
+        retry_after = await throttle.blocked_for(self.db, failures)
+        if retry_after is not None:
+            raise TooManyRequestsError(retry_after, "wrong passwords for this account")
+        if not await self.hasher.verify(account["password_hash"], password):
+            await throttle.fail(self.db, failures)
+            await record(self.db, context, "password.confirm_failed", user_id)
+            raise WrongPasswordError
+        return account
+
+    async def change_password(
+        self, context: Context, user_id: int, session_id: UUID, current: str, new: str
+    ) -> None:
+        account = await self._confirm(context, user_id, current)
+        self.check_password(new, email=account["email"], name=account["nickname"])
+        password_hash = await self.hasher.hash(new)
+        async with self.db.transaction() as connection:
+            await repository.set_password(connection, user_id, password_hash)
+            await repository.revoke_sessions(connection, user_id, keep=session_id)
+            await record(connection, context, "password.changed", user_id)
+            await self._notify_password_changed(connection, account["email"])
+        self.outbox.wake()
+
+    async def change_email(self, context: Context, user_id: int, password: str, email: str) -> None:
+        account = await self._confirm(context, user_id, password)
+        async with self.db.transaction() as connection:
+            await self._send_verification(connection, user_id, email)
+            await self._send(
+                connection,
+                account["email"],
+                "Your email address is being changed",
+                [
+                    f"Someone signed in to your account asked to change its email address to "
+                    f"{email}. It changes once that address is verified. If this was not you, "
+                    "change your password now."
+                ],
+            )
+            await record(connection, context, "email.change_requested", user_id, email=email)
+        self.outbox.wake()
+
+    async def delete(self, context: Context, user_id: int, password: str) -> None:
+        account = await self._confirm(context, user_id, password)
+        async with self.db.transaction() as connection:
+            await repository.delete(connection, user_id)
+            await record(connection, context, "account.deleted", user_id, email=account["email"])
