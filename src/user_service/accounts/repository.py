@@ -15,16 +15,18 @@ async def create(
     connection: Connection, *, email: str, password_hash: str, name: str
 ) -> int | None:
     """A new user with an account; None when the address has one already (the unique
-    index decides, so of concurrent registrations exactly one succeeds)."""
+    index decides, so of concurrent registrations exactly one succeeds). A savepoint keeps
+    the caller's transaction usable either way."""
     try:
-        user_id: int | None = await connection.fetchval(
-            "WITH u AS (INSERT INTO users (nickname) VALUES ($3) RETURNING id) "
-            "INSERT INTO accounts (user_id, email, password_hash) SELECT id, $1, $2 FROM u "
-            "RETURNING user_id",
-            email,
-            password_hash,
-            name,
-        )
+        async with connection.transaction():
+            user_id: int | None = await connection.fetchval(
+                "WITH u AS (INSERT INTO users (nickname) VALUES ($3) RETURNING id) "
+                "INSERT INTO accounts (user_id, email, password_hash) SELECT id, $1, $2 FROM u "
+                "RETURNING user_id",
+                email,
+                password_hash,
+                name,
+            )
     except asyncpg.UniqueViolationError:
         return None
     return user_id
@@ -194,13 +196,13 @@ async def use_refresh(
     )
 
 
-async def used_refresh_session(connection: Connection, token: str) -> UUID | None:
-    """The session of a refresh token that was already used (a replay), if it was."""
-    session_id: UUID | None = await connection.fetchval(
-        "SELECT session_id FROM refresh_tokens WHERE token_hash = $1 AND used_at IS NOT NULL",
+async def replayed_session(connection: Connection, token: str) -> asyncpg.Record | None:
+    """The session (id, user_id) of a refresh token that was used already, if it was."""
+    return await connection.fetchrow(
+        "SELECT s.id, s.user_id FROM refresh_tokens r JOIN auth_sessions s "
+        "ON s.id = r.session_id WHERE r.token_hash = $1 AND r.used_at IS NOT NULL",
         digest(token),
     )
-    return session_id
 
 
 async def touch_session(connection: Connection, session_id: UUID) -> None:

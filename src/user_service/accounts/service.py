@@ -182,7 +182,6 @@ class Accounts:
             user_id = await repository.create(
                 connection, email=email, password_hash=password_hash, name=name
             )
-        async with self.db.transaction() as connection:
             if user_id is not None:
                 await record(connection, context, "account.registered", user_id)
                 await self._send_verification(connection, user_id, email)
@@ -227,11 +226,12 @@ class Accounts:
         if retry_after is not None:
             raise TooManyRequestsError(retry_after, "failed sign-ins for this account")
         account = await repository.by_email(self.db, email)
-        if not await self.hasher.verify(account["password_hash"] if account else None, password):
+        # Hashing first: an unknown address takes as long as a wrong password.
+        password_hash = account["password_hash"] if account else None
+        if not await self.hasher.verify(password_hash, password) or account is None:
             await throttle.fail(self.db, failures)
             await record(self.db, context, "signin.failed", account["user_id"] if account else None)
             raise InvalidCredentialsError
-        assert account is not None  # noqa: S101 (verify is False without one)
         if account["disabled_at"] is not None:
             raise DisabledAccountError
         if account["email_verified_at"] is None:
@@ -283,19 +283,16 @@ class Accounts:
         # A used refresh token comes back: it was stolen, or its holder's copy was. Either
         # way the whole session ends, for every copy of it.
         async with self.db.transaction() as connection:
-            session_id = await repository.used_refresh_session(connection, token)
-            if session_id is None:
+            session = await repository.replayed_session(connection, token)
+            if session is None:
                 return
-            row = await connection.fetchrow(
-                "SELECT user_id FROM auth_sessions WHERE id = $1", session_id
-            )
-            if await repository.revoke_session(connection, session_id):
+            if await repository.revoke_session(connection, session["id"]):
                 await record(
                     connection,
                     context,
                     "session.revoked",
-                    row["user_id"] if row else None,
-                    session=str(session_id),
+                    session["user_id"],
+                    session=str(session["id"]),
                     reason="refresh token reused",
                 )
         raise RefreshTokenReusedError
