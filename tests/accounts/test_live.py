@@ -4,6 +4,8 @@ floods, outages of the mail server, and what reaches the log and the audit table
 import asyncio
 import os
 import re
+import statistics
+import time
 from collections.abc import Callable
 
 import httpx2
@@ -45,8 +47,35 @@ def test_parallel_registrations_of_one_address_make_one_account(
                 return [answer.status_code for answer in answers]
 
         assert asyncio.run(register_all()) == [202] * 20
+        code, log = live.stop()  # the work after each answer is done once it has stopped
+        assert code == 0, log
         assert run_sql(database_url, "SELECT count(*) FROM accounts")[0][0] == 1
         assert run_sql(database_url, "SELECT count(*) FROM users")[0][0] == 1  # no orphan
+
+
+def test_register_and_forgot_answer_as_fast_for_known_and_unknown_addresses(
+    start_server: Callable[..., Server],
+) -> None:
+    with SmtpServer() as smtp:
+        live = start_server(env=_env(smtp))
+        with httpx2.Client(base_url=live.url) as client:
+            _sign_up(client, smtp, "known@example.com")
+
+            def seconds(path: str, body: dict[str, str]) -> float:
+                start = time.perf_counter()
+                assert client.post(path, json=body).status_code == 202
+                return time.perf_counter() - start
+
+            spent: dict[str, list[float]] = {"known": [], "unknown": [], "taken": [], "new": []}
+            for i in range(15):
+                for which, email in (("known", "known@example.com"), ("unknown", f"u{i}@x.io")):
+                    spent[which].append(seconds("/auth/forgot-password", {"email": email}))
+                for which, email in (("taken", "known@example.com"), ("new", f"n{i}@x.io")):
+                    body = {"email": email, "password": PASSWORD, "name": "Timed"}
+                    spent[which].append(seconds("/auth/register", body))
+    median = {which: statistics.median(times) for which, times in spent.items()}
+    assert 0.5 < median["known"] / median["unknown"] < 2, spent
+    assert 0.5 < median["taken"] / median["new"] < 2, spent
 
 
 def test_racing_reuse_of_a_refresh_token_never_leaves_two_live_sessions(

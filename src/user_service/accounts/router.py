@@ -3,7 +3,7 @@ from http import HTTPStatus
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Path, Request, Response, Security
+from fastapi import APIRouter, BackgroundTasks, Depends, Path, Request, Response, Security
 from fastapi.openapi.models import OAuth2 as OAuth2Model
 from fastapi.openapi.models import OAuthFlowPassword, OAuthFlows
 from fastapi.security import OAuth2PasswordRequestForm
@@ -128,12 +128,19 @@ def _accepted(detail: str) -> Json:
     response_model=schemas.Accepted,
     responses=errors.responses(400, 413, 415, 422),
 )
-async def register(body: schemas.Register, request: Request, flows: Flows) -> Json:
+async def register(
+    body: schemas.Register, request: Request, flows: Flows, later: BackgroundTasks
+) -> Json:
     """Create an account; a verification email goes to the address. The answer is the same
     whether or not the address has an account already (its owner gets an email saying so)."""
     await flows.limit_address("register", _address(request))
-    await flows.register(
-        context(request, "anonymous"), email=body.email, password=body.password, name=body.name
+    password_hash = await flows.new_password(body.password, email=body.email, name=body.name)
+    later.add_task(
+        flows.register,
+        context(request, "anonymous"),
+        email=body.email,
+        password_hash=password_hash,
+        name=body.name,
     )
     return _accepted("Check your inbox: we sent a link to verify the address.")
 
@@ -158,11 +165,13 @@ async def verify(body: schemas.TokenIn, request: Request, flows: Flows) -> Json:
     response_model=schemas.Accepted,
     responses=errors.responses(400, 413, 415, 422),
 )
-async def resend(body: schemas.EmailIn, request: Request, flows: Flows) -> Json:
+async def resend(
+    body: schemas.EmailIn, request: Request, flows: Flows, later: BackgroundTasks
+) -> Json:
     """Send the verification link again (to an unverified account, whether or not there is one:
     the answer is the same)."""
     await flows.limit_address("verify", _address(request))
-    await flows.resend(body.email)
+    later.add_task(flows.resend, body.email)
     return _accepted("If the address has an unverified account, a new link is on its way.")
 
 
@@ -246,10 +255,12 @@ async def end_session(
     response_model=schemas.Accepted,
     responses=errors.responses(400, 413, 415, 422),
 )
-async def forgot_password(body: schemas.EmailIn, request: Request, flows: Flows) -> Json:
+async def forgot_password(
+    body: schemas.EmailIn, request: Request, flows: Flows, later: BackgroundTasks
+) -> Json:
     """Email a password-reset link, if the address has an account (the answer is the same)."""
     await flows.limit_address("forgot", _address(request))
-    await flows.forgot(body.email)
+    later.add_task(flows.forgot, body.email)
     return _accepted("If the address has an account, a reset link is on its way.")
 
 

@@ -1,9 +1,13 @@
 """The account flows: each opens one transaction, calls the repository, and queues its
 emails in that same transaction (sent afterwards by the outbox)."""
 
+import functools
 import html
+import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from http import HTTPStatus
+from typing import ParamSpec
 from urllib.parse import urlencode
 from uuid import UUID
 
@@ -18,6 +22,8 @@ from ..database import Connection, Database
 from ..errors import AppError
 from . import passwords, repository, throttle
 from .keys import Signer
+
+logger = logging.getLogger(__name__)
 
 
 class InvalidCredentialsError(AppError):
@@ -92,6 +98,23 @@ class TooManyRequestsError(AppError):
         super().__init__(
             f"Too many {what}; retry in {retry_after}s.", {"Retry-After": str(retry_after)}
         )
+
+
+P = ParamSpec("P")
+
+
+def _after_response(flow: Callable[P, Awaitable[None]]) -> Callable[P, Awaitable[None]]:
+    """For a flow that runs once its answer is sent, so that the answer takes as long whether
+    or not the address has an account: nobody is left to see its errors but the log."""
+
+    @functools.wraps(flow)
+    async def run(*args: P.args, **kwargs: P.kwargs) -> None:
+        try:
+            await flow(*args, **kwargs)
+        except Exception:
+            logger.exception("The %s flow failed after its answer was sent", flow.__name__)
+
+    return run
 
 
 @dataclass
@@ -175,9 +198,15 @@ class Accounts:
 
     # Flows
 
-    async def register(self, context: Context, *, email: str, password: str, name: str) -> None:
+    async def new_password(self, password: str, *, email: str, name: str) -> str:
+        """The hash of a new password that passes the rules (else a 422 saying why)."""
         self.check_password(password, email=email, name=name)
-        password_hash = await self.hasher.hash(password)  # either way: the same time
+        return await self.hasher.hash(password)
+
+    @_after_response
+    async def register(
+        self, context: Context, *, email: str, password_hash: str, name: str
+    ) -> None:
         async with self.db.transaction() as connection:
             user_id = await repository.create(
                 connection, email=email, password_hash=password_hash, name=name
@@ -209,6 +238,7 @@ class Accounts:
                 connection, context, "email.verified", link["user_id"], email=link["email"]
             )
 
+    @_after_response
     async def resend(self, email: str) -> None:
         account = await repository.by_email(self.db, email)
         if account is None or account["email_verified_at"] is not None:
@@ -306,6 +336,7 @@ class Accounts:
                 )
         return ended
 
+    @_after_response
     async def forgot(self, email: str) -> None:
         account = await repository.by_email(self.db, email)
         if account is None:
