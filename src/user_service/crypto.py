@@ -3,6 +3,7 @@ by AUTH_SECRET_KEY; and the hashes of one-time secrets, which need not be."""
 
 import base64
 import hashlib
+import hmac
 import os
 import secrets
 from pathlib import Path
@@ -40,11 +41,26 @@ def secret_key(settings: Settings) -> str:
 
 
 class Cipher:
-    """Authenticated encryption (Fernet: AES-128-CBC with HMAC-SHA256) under the secret key."""
+    """Authenticated encryption (Fernet: AES-128-CBC with HMAC-SHA256) under the secret key,
+    and signatures (HMAC-SHA256) under another key derived from it."""
 
     def __init__(self, key: str) -> None:
         derived = hashlib.sha256(b"user-service encryption at rest\0" + key.encode()).digest()
         self._fernet = Fernet(base64.urlsafe_b64encode(derived))
+        self._mac_key = hashlib.sha256(b"user-service signatures\0" + key.encode()).digest()
+
+    def sign(self, purpose: str, value: str) -> str:
+        """`value` with a signature that only this key makes, for this purpose only."""
+        return f"{value}.{self._mac(purpose, value)}"
+
+    def unsign(self, purpose: str, signed: str) -> str | None:
+        """The value `sign` signed for this purpose, or None if the signature is not ours."""
+        value, _, signature = signed.rpartition(".")
+        return value if hmac.compare_digest(signature, self._mac(purpose, value)) else None
+
+    def _mac(self, purpose: str, value: str) -> str:
+        message = f"{purpose}\0{value}".encode()
+        return base64.urlsafe_b64encode(hmac.digest(self._mac_key, message, "sha256")).decode()
 
     def encrypt(self, data: bytes) -> bytes:
         return self._fernet.encrypt(data)

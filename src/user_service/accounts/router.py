@@ -113,8 +113,12 @@ async def person(request: Request, token: str) -> Principal | None:
     return Principal(f"user:{user_id}", granted, float(claims["exp"]), user_id, session_id)
 
 
-def _address(request: Request) -> str:
+def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
+
+
+def user_agent(request: Request) -> str | None:
+    return request.headers.get("user-agent", "")[:500] or None
 
 
 def _accepted(detail: str) -> Json:
@@ -133,7 +137,7 @@ async def register(
 ) -> Json:
     """Create an account; a verification email goes to the address. The answer is the same
     whether or not the address has an account already (its owner gets an email saying so)."""
-    await flows.limit_address("register", _address(request))
+    await flows.limit_address("register", client_address(request))
     password_hash = await flows.new_password(body.password, email=body.email, name=body.name)
     later.add_task(
         flows.register,
@@ -153,7 +157,7 @@ async def register(
 )
 async def verify(body: schemas.TokenIn, request: Request, flows: Flows) -> Json:
     """Verify an email address with the token from the emailed link (single use)."""
-    await flows.limit_address("verify", _address(request))
+    await flows.limit_address("verify", client_address(request))
     await flows.verify(context(request, "anonymous"), body.token)
     return Json(schemas.Accepted(detail="The email address is verified."))
 
@@ -170,7 +174,7 @@ async def resend(
 ) -> Json:
     """Send the verification link again (to an unverified account, whether or not there is one:
     the answer is the same)."""
-    await flows.limit_address("verify", _address(request))
+    await flows.limit_address("verify", client_address(request))
     later.add_task(flows.resend, body.email)
     return _accepted("If the address has an unverified account, a new link is on its way.")
 
@@ -185,14 +189,14 @@ async def login(
 ) -> Json:
     """Sign in (OAuth2 password grant: `username` is the email address): an access token and
     a refresh token."""
-    await flows.limit_address("login", _address(request))
-    pair = await flows.sign_in(
+    await flows.limit_address("login", client_address(request))
+    account, session_id = await flows.sign_in(
         context(request, "anonymous"),
         email=form.username,
         password=form.password,
-        user_agent=request.headers.get("user-agent", "")[:500] or None,
+        user_agent=user_agent(request),
     )
-    return Json(pair)
+    return Json(await flows.first_pair(account, session_id))
 
 
 @auth.post(
@@ -259,7 +263,7 @@ async def forgot_password(
     body: schemas.EmailIn, request: Request, flows: Flows, later: BackgroundTasks
 ) -> Json:
     """Email a password-reset link, if the address has an account (the answer is the same)."""
-    await flows.limit_address("forgot", _address(request))
+    await flows.limit_address("forgot", client_address(request))
     later.add_task(flows.forgot, body.email)
     return _accepted("If the address has an account, a reset link is on its way.")
 
@@ -272,7 +276,7 @@ async def forgot_password(
 )
 async def reset_password(body: schemas.ResetPassword, request: Request, flows: Flows) -> Json:
     """Choose a new password with the emailed token: every session ends; sign in again."""
-    await flows.limit_address("forgot", _address(request))
+    await flows.limit_address("forgot", client_address(request))
     await flows.reset(context(request, "anonymous"), body.token, body.password)
     return Json(schemas.Accepted(detail="Your password is changed; sign in with it."))
 

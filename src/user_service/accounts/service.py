@@ -250,7 +250,8 @@ class Accounts:
 
     async def sign_in(
         self, context: Context, *, email: str, password: str, user_agent: str | None
-    ) -> dict[str, object]:
+    ) -> tuple[asyncpg.Record, UUID]:
+        """Check the password and open a session: the account and the session's id."""
         failures = f"signin:{email.casefold()}"  # by address given, known or not: no enumeration
         retry_after = await throttle.blocked_for(self.db, failures)
         if retry_after is not None:
@@ -279,10 +280,15 @@ class Accounts:
                 client_address=context.client_address,
                 user_agent=user_agent,
             )
-            refresh = await repository.issue_refresh(connection, session_id)
             await record(
                 connection, context, "signin.succeeded", account["user_id"], session=str(session_id)
             )
+        return account, session_id
+
+    async def first_pair(self, account: asyncpg.Record, session_id: UUID) -> dict[str, object]:
+        """The token pair of a session just opened."""
+        async with self.db.transaction() as connection:
+            refresh = await repository.issue_refresh(connection, session_id)
         return await self._pair(account["user_id"], session_id, account["scopes"], refresh)
 
     async def _pair(

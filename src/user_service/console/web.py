@@ -1,0 +1,257 @@
+"""The pages' plumbing: templates, the signed-in browser (a signed cookie naming one of the
+account's sessions), a CSRF token on every form, security headers, and errors as pages.
+
+A page handler is as thin as a router: parse, authorize, call the service, render."""
+
+import secrets
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass
+from http import HTTPStatus
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import quote
+from uuid import UUID
+
+from fastapi import Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import RedirectResponse
+from fastapi.routing import APIRoute
+from fastapi.templating import Jinja2Templates
+from pydantic import BaseModel, ValidationError
+from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
+
+from ..auth.guard import Principal
+from ..config import get_settings
+from ..crypto import Cipher
+from ..database import UNAVAILABLE
+from ..errors import AppError
+from . import repository
+
+SESSION_COOKIE = "user_service_session"
+CSRF_COOKIE = "user_service_csrf"
+CSRF_FIELD = "csrf"
+
+templates = Jinja2Templates(directory=Path(__file__).with_name("templates"))
+
+# Pages load nothing from elsewhere and are never framed; forms post only here.
+PAGE_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        "frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Visitor:
+    """The person signed in in this browser."""
+
+    user_id: int
+    session_id: UUID
+    email: str
+    nickname: str
+    scopes: frozenset[str]
+
+
+class SignInRequiredError(Exception):
+    """The page is for a signed-in person; nobody is."""
+
+
+class ForbiddenPageError(AppError):
+    status_code = HTTPStatus.FORBIDDEN
+
+
+class CsrfError(AppError):
+    status_code = HTTPStatus.FORBIDDEN
+
+    def __init__(self) -> None:
+        super().__init__(
+            "This form did not come from this site (or it is too old): reload the page and "
+            "send it again."
+        )
+
+
+class InvalidFormError(AppError):
+    status_code = HTTPStatus.UNPROCESSABLE_ENTITY
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse(model: type[M], data: FormData) -> M:
+    """The form's fields as `model` (one of the API's own input models), or a 422 naming
+    what to correct."""
+    fields = {name: data.get(name, "") for name in model.model_fields}
+    try:
+        return model.model_validate(fields)
+    except ValidationError as exc:
+        raise InvalidFormError(problems(exc.errors())) from None
+
+
+def problems(errors: Sequence[Any]) -> str:
+    return "; ".join(
+        f"{str(error['loc'][-1]).replace('_', ' ').capitalize()}: "
+        f"{str(error['msg']).removeprefix('Value error, ')}"
+        for error in errors
+    )
+
+
+def describe(exc: AppError | RequestValidationError) -> tuple[int, str, dict[str, str]]:
+    """What went wrong, to show on the page: status, message, headers."""
+    if isinstance(exc, RequestValidationError):
+        return 422, problems(exc.errors()), {}
+    return exc.status_code, exc.detail, exc.headers or {}
+
+
+def again(
+    request: Request, template: str, exc: AppError | RequestValidationError, **context: Any
+) -> Response:
+    """`template` once more, with what went wrong."""
+    status, message, headers = describe(exc)
+    response = render(request, template, status, error=message, **context)
+    response.headers.update(headers)
+    return response
+
+
+def _cipher(request: Request) -> Cipher:
+    cipher: Cipher = request.app.state.cipher
+    return cipher
+
+
+def _secure() -> bool:
+    return get_settings().link_base.startswith("https://")
+
+
+async def visitor(request: Request) -> Visitor | None:
+    """Who is signed in in this browser, if anyone (their session live, account enabled)."""
+    if not hasattr(request.state, "visitor"):
+        request.state.visitor = None
+        signed = request.cookies.get(SESSION_COOKIE)
+        session_id = _cipher(request).unsign("session", signed) if signed else None
+        if session_id:
+            row = await repository.visitor(request.app.state.db, UUID(session_id))
+            if row is not None:
+                request.state.visitor = Visitor(
+                    row["user_id"],
+                    row["session_id"],
+                    row["email"],
+                    row["nickname"],
+                    frozenset(row["scopes"]),
+                )
+                # The access log names who asked, as for API calls.
+                request.state.principal = Principal(f"user:{row['user_id']}", frozenset())
+    found: Visitor | None = request.state.visitor
+    return found
+
+
+async def signed_in(request: Request) -> Visitor:
+    """The signed-in visitor; anyone else is sent to the sign-in page."""
+    found = await visitor(request)
+    if found is None:
+        raise SignInRequiredError
+    return found
+
+
+async def operator(request: Request, scope: str) -> Visitor:
+    """The signed-in visitor, who must hold `scope`."""
+    found = await signed_in(request)
+    if scope not in found.scopes:
+        raise ForbiddenPageError(f"Your account does not have the {scope} scope.")
+    return found
+
+
+def _csrf(request: Request) -> str:
+    token = request.cookies.get(CSRF_COOKIE) or getattr(request.state, "new_csrf", None)
+    if token is None:
+        token = request.state.new_csrf = secrets.token_urlsafe(32)
+    return token
+
+
+async def form(request: Request) -> FormData:
+    """The posted form, once its CSRF token matches this browser's."""
+    data = await request.form()
+    sent, expected = data.get(CSRF_FIELD), request.cookies.get(CSRF_COOKIE)
+    if not (isinstance(sent, str) and expected and secrets.compare_digest(sent, expected)):
+        raise CsrfError
+    return data
+
+
+def render(request: Request, template: str, status_code: int = 200, **context: Any) -> Response:
+    response: Response = templates.TemplateResponse(
+        request,
+        template,
+        {"visitor": getattr(request.state, "visitor", None), "csrf": _csrf(request), **context},
+        status_code=status_code,
+    )
+    return _finish(request, response)
+
+
+def redirect(request: Request, url: str) -> Response:
+    """See other: after a form, the browser gets the next page (no resubmission)."""
+    return _finish(request, RedirectResponse(url, status_code=303))
+
+
+def _finish(request: Request, response: Response) -> Response:
+    response.headers.update(PAGE_HEADERS)
+    new_csrf = getattr(request.state, "new_csrf", None)
+    if new_csrf:
+        response.set_cookie(
+            CSRF_COOKIE, new_csrf, httponly=True, samesite="strict", secure=_secure(), path="/"
+        )
+    return response
+
+
+def remember(request: Request, response: Response, session_id: UUID) -> None:
+    """Sign this browser in to `session_id`."""
+    response.set_cookie(
+        SESSION_COOKIE,
+        _cipher(request).sign("session", str(session_id)),
+        max_age=int(get_settings().auth_refresh_ttl.total_seconds()),
+        httponly=True,
+        samesite="lax",
+        secure=_secure(),
+        path="/",
+    )
+
+
+def forget(response: Response) -> None:
+    response.delete_cookie(SESSION_COOKIE, path="/")
+
+
+class PageRoute(APIRoute):
+    """A page's errors are pages too: sign-in when signed out, the message otherwise (an
+    htmx request gets the message alone, for its target)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def page(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except SignInRequiredError:
+                target = quote(
+                    request.url.path + (f"?{request.url.query}" if request.url.query else "")
+                )
+                return redirect(request, f"/account/sign-in?next={target}")
+            except AppError as exc:
+                return _error(request, exc.status_code, exc.detail, exc.headers)
+            except RequestValidationError as exc:
+                return _error(request, 422, f"Please correct: {problems(exc.errors())}")
+            except HTTPException as exc:
+                return _error(request, exc.status_code, str(exc.detail))
+            except UNAVAILABLE:
+                return _error(request, 503, "The database is unavailable; try again shortly.")
+
+        return page
+
+
+def _error(
+    request: Request, status: int, message: str, headers: dict[str, str] | None = None
+) -> Response:
+    template = "fragment-error.html" if request.headers.get("hx-request") else "error.html"
+    response = render(request, template, status, status=status, message=message)
+    response.headers.update(headers or {})
+    return response
