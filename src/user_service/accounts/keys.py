@@ -8,6 +8,7 @@ import uuid
 from typing import Any
 
 import jwt
+from cryptography.fernet import InvalidToken
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jwt.algorithms import OKPAlgorithm
@@ -18,6 +19,15 @@ from ..database import Connection, Database
 ALGORITHM = "EdDSA"
 AUDIENCE = "user-service"
 RELOAD_SECONDS = 60.0  # a key added by `keys rotate` is used for signing within this
+
+
+class KeyUnusableError(RuntimeError):
+    def __init__(self, kid: str) -> None:
+        super().__init__(
+            f"signing key {kid} was encrypted under another AUTH_SECRET_KEY: restore that "
+            "value, or run `user-service keys rotate` to add a key under this one (tokens "
+            "signed with the old keys then stop working)"
+        )
 
 
 class InvalidAccessTokenError(Exception):
@@ -73,9 +83,11 @@ class Signer:
         self._jwks = jwks
         newest = rows[-1]
         if newest["kid"] not in self._private:
-            key = serialization.load_pem_private_key(
-                self.cipher.decrypt(newest["private_key"]), None
-            )
+            try:
+                pem = self.cipher.decrypt(newest["private_key"])
+            except InvalidToken:
+                raise KeyUnusableError(newest["kid"]) from None
+            key = serialization.load_pem_private_key(pem, None)
             assert isinstance(key, Ed25519PrivateKey)  # noqa: S101 (we only store these)
             self._private[newest["kid"]] = key
         self._newest = newest["kid"]
