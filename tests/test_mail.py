@@ -110,6 +110,28 @@ def test_committed_email_is_delivered_once_with_both_parts(
     assert not any(LINK in record.getMessage() for record in caplog.records)
 
 
+def test_text_beyond_ascii_arrives_intact_and_links_stay_whole_lines(
+    database_url: str, smtp: SmtpServer, tmp_path: Path
+) -> None:
+    email = Email(
+        to="zoë@example.test", subject="Grüße, Zoë", text=f"Hallo Zoë: {LINK}", html="<p>Zoë</p>"
+    )
+
+    async def scenario() -> None:
+        files = settings_for(database_url, smtp_host=None, mail_outbox_dir=tmp_path)
+        for settings in (smtp_settings(database_url, smtp), files):
+            async with sender(settings) as mail:
+                await queue(mail, email)
+                await mail.deliver_due()
+
+    asyncio.run(scenario())
+    [message] = smtp.wait_for(1)
+    assert message["Subject"] == "Grüße, Zoë"
+    assert message.get_body(("plain",)).get_content().rstrip() == f"Hallo Zoë: {LINK}"  # type: ignore[union-attr]
+    # A person can copy the link out of the file as it is (no quoted-printable breaks).
+    assert LINK in next(tmp_path.glob("*.eml")).read_text()
+
+
 def test_message_is_encrypted_at_rest_and_emptied_once_sent(
     database_url: str, smtp: SmtpServer
 ) -> None:

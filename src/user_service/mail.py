@@ -88,13 +88,19 @@ async def enqueue(connection: Connection, cipher: Cipher, email: Email, sender: 
     message["Date"] = formatdate(usegmt=True)
     # The sender's domain: make_msgid's default asks DNS for this host's name, blocking.
     message["Message-ID"] = make_msgid(domain=parseaddr(sender)[1].rpartition("@")[2] or None)
-    message.set_content(email.text)
-    message.add_alternative(email.html, subtype="html")
+    # Whole lines, not quoted-printable: a link stays one piece of text that a person (or
+    # grep, on an .eml file) can copy. 8bit needs SMTP's 8BITMIME, which servers offer.
+    message.set_content(email.text, cte=_transfer_encoding(email.text))
+    message.add_alternative(email.html, subtype="html", cte=_transfer_encoding(email.html))
     await connection.execute(
         "INSERT INTO mail_outbox (recipient, message) VALUES ($1, $2)",
         email.to,
         cipher.encrypt(message.as_bytes(policy=policy.SMTP)),
     )
+
+
+def _transfer_encoding(text: str) -> str:
+    return "7bit" if text.isascii() else "8bit"
 
 
 class Sender:
