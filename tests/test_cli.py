@@ -112,6 +112,7 @@ def test_embedded_database_keeps_data_across_restarts(
         "nickname": "survivor",
         "email": None,
         "email_verified": False,
+        "created_at": response.json()["created_at"],
     }
     assert admin.read_text().strip() == token  # still live: kept
     assert code == 0, log

@@ -54,6 +54,7 @@ def test_any_name_is_stored_exactly_or_rejected_with_422(client: TestClient, nam
             "nickname": name,
             "email": None,
             "email_verified": False,
+            "created_at": read.json()["created_at"],
         }
 
 

@@ -1,6 +1,7 @@
 import asyncio
 import json
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import httpx2
 import pytest
@@ -51,7 +52,10 @@ def test_create_answers_201_with_location(client: TestClient) -> None:
     user = response.json()
     assert user == {"id": user["id"], "nickname": "alice"}
     assert response.headers["location"] == f"/users/{user['id']}"
-    assert client.get(response.headers["location"]).json() == {**user, **NO_ACCOUNT}
+    read = client.get(response.headers["location"]).json()
+    assert read == {**user, **NO_ACCOUNT, "created_at": read["created_at"]}
+    created_at = datetime.fromisoformat(read["created_at"])  # ISO 8601, with its zone
+    assert abs(datetime.now(UTC) - created_at) < timedelta(minutes=1)
 
 
 def test_create_gives_each_user_its_own_id(client: TestClient) -> None:

@@ -32,6 +32,13 @@ accounts = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=_NOW),
     Column("last_sign_in_at", DateTime(timezone=True)),
     Column("disabled_at", DateTime(timezone=True)),
+    # Admins search users by email substring (users/repository.py): trigrams, not a scan.
+    Index(
+        "ix_accounts_email_trgm",
+        "email",
+        postgresql_using="gin",
+        postgresql_ops={"email": "gin_trgm_ops"},
+    ),
 )
 
 # One-time links sent by email: verify an address, reset a password. Only hashes are kept.

@@ -1,13 +1,19 @@
 """All SQL for users, in one place. Every change is recorded in the audit log by the same
 statement: one round trip, and no change without its record."""
 
+import re
+from datetime import datetime
+from functools import cache
 from typing import cast
 
 import asyncpg
 
 from ..audit.repository import Context
 from ..database import Database
-from .schemas import UserRead, UserView
+from .schemas import Sort, UserRead, UserView
+
+# Where a page starts: after this id when sorted by id, else after this (created_at, id).
+Cursor = int | tuple[datetime, int]
 
 
 def _user(row: asyncpg.Record) -> UserRead:
@@ -20,12 +26,22 @@ def _view(row: asyncpg.Record) -> UserView:
         nickname=row["nickname"],
         email=row["email"],
         email_verified=row["email_verified"],
+        created_at=row["created_at"],
     )
 
 
-_VIEW = (
-    "SELECT u.id, u.nickname, a.email, a.email_verified_at IS NOT NULL AS email_verified "
-    "FROM users u LEFT JOIN accounts a ON a.user_id = u.id "
+_COLUMNS = (
+    "SELECT u.id, u.nickname, a.email, a.email_verified_at IS NOT NULL AS email_verified, "
+    "u.created_at "
+)
+_VIEW = _COLUMNS + "FROM users u LEFT JOIN accounts a ON a.user_id = u.id "
+
+# Users whose nickname or email matches the ILIKE pattern $1. A UNION, because each side
+# can then use its own trigram index, where `nickname ILIKE $1 OR email ILIKE $1` across
+# the join could use neither. `email::text`: citext's own ILIKE is not in gin_trgm_ops.
+_MATCHING = (
+    "u.id IN (SELECT id FROM users WHERE nickname ILIKE $1 "
+    "UNION SELECT user_id FROM accounts WHERE email::text ILIKE $1)"
 )
 
 
@@ -73,9 +89,46 @@ async def delete(db: Database, context: Context, *, user_id: int) -> bool:
     return deleted is not None
 
 
-async def list_after(db: Database, *, after: int, limit: int) -> tuple[list[UserView], bool]:
-    """Up to `limit` users with ids above `after`, by id; and whether more follow."""
-    rows = await db.fetch(_VIEW + "WHERE u.id > $1 ORDER BY u.id LIMIT $2", after, limit + 1)
+@cache
+def page_query(sort: Sort, *, search: bool, after: bool) -> str:
+    """The SELECT of a page of users in `sort` order. Its parameters: the search pattern (if
+    `search`), the cursor's fields (if `after`), the limit."""
+    # A separate statement per case, not `$2 IS NULL OR …`: each gets a plan that seeks its
+    # index to the cursor rather than scanning up to it.
+    key = ("u.created_at", "u.id") if sort.endswith("created") else ("u.id",)
+    descending = sort.startswith("-")
+    conditions = [_MATCHING] if search else []
+    last = len(conditions)  # the parameters used so far
+    if after:
+        fields = ", ".join(f"${last + n}" for n in range(1, len(key) + 1))
+        conditions.append(f"({', '.join(key)}) {'<' if descending else '>'} ({fields})")
+        last += len(key)
+    where = f"WHERE {' AND '.join(conditions)} " if conditions else ""
+    order = ", ".join(f"{column} DESC" if descending else column for column in key)
+    # The page first, then its accounts: joined before the LIMIT, PostgreSQL may merge-join
+    # every account up to the cursor (seen: 50 ms for a page at id 900,000 of 1M users).
+    # Built from this module's constants only.
+    page = (
+        f"SELECT id, nickname, created_at FROM users u {where}"  # noqa: S608
+        f"ORDER BY {order} LIMIT ${last + 1}"
+    )
+    return f"{_COLUMNS}FROM ({page}) u LEFT JOIN accounts a ON a.user_id = u.id ORDER BY {order}"
+
+
+def containing(text: str) -> str:
+    """An ILIKE pattern matching `text` anywhere, its `%`, `_` and `\\` taken literally."""
+    return "%" + re.sub(r"([%_\\])", r"\\\1", text) + "%"
+
+
+async def list_after(
+    db: Database, *, sort: Sort, after: Cursor | None, search: str | None, limit: int
+) -> tuple[list[UserView], bool]:
+    """Up to `limit` users past `after` in `sort` order, only those whose nickname or email
+    contains `search` (case-insensitively) if given; and whether more follow."""
+    query = page_query(sort, search=search is not None, after=after is not None)
+    pattern = () if search is None else (containing(search),)
+    cursor = () if after is None else after if isinstance(after, tuple) else (after,)
+    rows = await db.fetch(query, *pattern, *cursor, limit + 1)
     return [_view(row) for row in rows[:limit]], len(rows) > limit
 
 

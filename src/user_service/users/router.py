@@ -1,6 +1,10 @@
+import contextlib
+import re
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
 
 from .. import errors
 from ..audit.repository import context
@@ -8,7 +12,16 @@ from ..auth.guard import require
 from ..database import Db
 from ..http import JSON_BODY, Json
 from . import repository
-from .schemas import UserCreate, UserDeleted, UserPage, UserRead, UserUpdate, UserView
+from .schemas import (
+    Search,
+    Sort,
+    UserCreate,
+    UserDeleted,
+    UserPage,
+    UserRead,
+    UserUpdate,
+    UserView,
+)
 
 MAX_ID = 2**63 - 1  # ids are PostgreSQL bigints
 
@@ -43,17 +56,70 @@ async def create_user(body: UserCreate, request: Request, db: Db) -> Json:
     return Json(user, status_code=201, headers={"Location": f"{router.prefix}/{user['id']}"})
 
 
+# A created-time cursor: "<microseconds since 1970>_<id>", exact and safe in a URL as is.
+_CREATED_CURSOR = re.compile(r"(-?[0-9]{1,19})_([0-9]{1,19})")
+_ID_CURSOR = re.compile(r"[0-9]{1,19}")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def cursor_after(sort: Sort, last: UserView) -> int | str:
+    # By time, the position is (created_at, id), written out whole rather than as the id
+    # alone: the next page must not depend on that user still existing.
+    if sort.endswith("created"):
+        return f"{(last['created_at'] - _EPOCH) // _MICROSECOND}_{last['id']}"
+    return last["id"]
+
+
+def cursor_position(sort: Sort, after: str) -> repository.Cursor:
+    """The position a `cursor_after` of `sort` names; 422 if `after` is not one."""
+    if sort.endswith("created"):
+        created = _CREATED_CURSOR.fullmatch(after)
+        if created and int(created[2]) <= MAX_ID:
+            with contextlib.suppress(OverflowError):  # a time past year 9999: no user's
+                return _EPOCH + int(created[1]) * _MICROSECOND, int(created[2])
+    elif _ID_CURSOR.fullmatch(after) and int(after) <= MAX_ID:
+        return int(after)
+    error = {
+        "loc": ("query", "after"),
+        "msg": f"Not a cursor of sort={sort}",
+        "type": "value_error",
+    }
+    raise RequestValidationError([error])
+
+
 @router.get("", dependencies=[READ], response_model=UserPage, responses=errors.responses(422, 503))
 async def list_users(
     db: Db,
     limit: Annotated[int, Query(ge=1, le=100, description="Page size.")] = 50,
     after: Annotated[
-        int, Query(ge=0, le=MAX_ID, description="Return users with ids above this cursor.")
-    ] = 0,
+        str | None,
+        Query(
+            max_length=40,
+            description="The previous page's `next_cursor`: a user id when sorted by id (the "
+            "page starts above it, or below it for `-id`), else an opaque string. Omit it for "
+            "the first page.",
+            examples=["42"],
+        ),
+    ] = None,
+    q: Annotated[
+        Search | None,
+        Query(
+            description="Only users whose nickname or email contains this, ignoring case; "
+            "`%`, `_` and `\\` are plain characters.",
+            examples=["alice"],
+        ),
+    ] = None,
+    sort: Annotated[
+        Sort,
+        Query(description="By id or by creation time (ties by id); `-` for newest first."),
+    ] = "id",
 ) -> Json:
-    """List users by ascending id; pass `next_cursor` as `after` for the next page."""
-    users, more = await repository.list_after(db, after=after, limit=limit)
-    return Json(UserPage(items=users, next_cursor=users[-1]["id"] if more else None))
+    """List users, by ascending id unless `sort` says otherwise, optionally matching `q`;
+    pass `next_cursor` as `after` for the next page."""
+    position = None if after is None else cursor_position(sort, after)
+    users, more = await repository.list_after(db, sort=sort, after=position, search=q, limit=limit)
+    return Json(UserPage(items=users, next_cursor=cursor_after(sort, users[-1]) if more else None))
 
 
 @router.get(

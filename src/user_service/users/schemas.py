@@ -1,4 +1,5 @@
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, Literal
 
 from pydantic import ConfigDict, StringConstraints
 from typing_extensions import TypedDict  # pydantic needs this one below Python 3.12
@@ -6,6 +7,9 @@ from typing_extensions import TypedDict  # pydantic needs this one below Python 
 from ..schemas import InputModel, PrintableStr
 
 Name = Annotated[PrintableStr, StringConstraints(min_length=1, max_length=255)]
+Search = Annotated[PrintableStr, StringConstraints(min_length=1, max_length=100)]
+# By id or by creation time; a leading "-" for newest first.
+Sort = Literal["id", "-id", "created", "-created"]
 
 
 class UserCreate(InputModel):
@@ -36,6 +40,7 @@ class UserView(TypedDict):
     nickname: str
     email: str | None
     email_verified: bool
+    created_at: datetime
 
 
 class UserDeleted(TypedDict):
@@ -44,4 +49,4 @@ class UserDeleted(TypedDict):
 
 class UserPage(TypedDict):
     items: list[UserView]
-    next_cursor: int | None
+    next_cursor: int | str | None  # an id when sorted by id, else an opaque string
