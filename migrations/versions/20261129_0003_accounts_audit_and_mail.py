@@ -38,6 +38,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_events")),
     )
     op.create_index("ix_audit_events_kind", "audit_events", ["kind", "id"], unique=False)
+    op.create_index("ix_audit_events_kind_at", "audit_events", ["kind", "at"], unique=False)
     op.create_index(
         "ix_audit_events_subject_user_id", "audit_events", ["subject_user_id", "id"], unique=False
     )
@@ -208,5 +209,6 @@ def downgrade() -> None:
     )
     op.drop_table("mail_outbox")
     op.drop_index("ix_audit_events_subject_user_id", table_name="audit_events")
+    op.drop_index("ix_audit_events_kind_at", table_name="audit_events")
     op.drop_index("ix_audit_events_kind", table_name="audit_events")
     op.drop_table("audit_events")

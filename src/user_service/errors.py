@@ -46,10 +46,11 @@ class AppError(Exception):
     # A stable URI per kind of error (RFC 9457 §3.1.1), so that clients can tell two 401s
     # apart; about:blank where the status says it all.
     type = "about:blank"
+    message = ""  # the detail when none is given: for errors that always say the same
 
-    def __init__(self, detail: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(detail)
-        self.detail = detail
+    def __init__(self, detail: str | None = None, headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail or self.message)
+        self.detail = detail or self.message
         self.headers = headers
 
 

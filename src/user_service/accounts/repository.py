@@ -251,3 +251,43 @@ async def session_scopes(db: Runner, session_id: UUID, user_id: int) -> list[str
         user_id,
     )
     return scopes
+
+
+# Operators' changes (the console)
+
+
+async def prove_email(connection: Connection, user_id: int, email: str) -> None:
+    """A link sent to `email` was used: if it is still the account's address, it is verified
+    (an invitation's or a reset's link proves the address as well as a verification's)."""
+    await connection.execute(
+        "UPDATE accounts SET email_verified_at = now() WHERE user_id = $1 AND email = $2 "
+        "AND email_verified_at IS NULL",
+        user_id,
+        email,
+    )
+
+
+async def set_disabled(db: Runner, user_id: int, disabled: bool) -> bool:
+    """Disable (or enable) the account; whether that changed anything."""
+    changed = await db.fetchval(
+        "UPDATE accounts SET disabled_at = CASE WHEN $2 THEN now() END "
+        "WHERE user_id = $1 AND (disabled_at IS NULL) = $2 RETURNING true",
+        user_id,
+        disabled,
+    )
+    return bool(changed)
+
+
+async def replace_email(connection: Connection, user_id: int, email: str) -> bool:
+    """Give the account a new, unverified address; False if another account has it. A
+    savepoint keeps the caller's transaction usable either way."""
+    try:
+        async with connection.transaction():
+            await connection.execute(
+                "UPDATE accounts SET email = $2, email_verified_at = NULL WHERE user_id = $1",
+                user_id,
+                email,
+            )
+    except asyncpg.UniqueViolationError:
+        return False
+    return True

@@ -24,9 +24,7 @@ from .service import Accounts
 class NotAPersonError(AppError):
     status_code = HTTPStatus.FORBIDDEN
     type = "/problems/not-a-person"
-
-    def __init__(self) -> None:
-        super().__init__("Only a person signed in through /auth/login can do this.")
+    message = "Only a person signed in through /auth/login can do this."
 
 
 class _Person(SecurityBase):

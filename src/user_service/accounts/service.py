@@ -29,65 +29,56 @@ logger = logging.getLogger(__name__)
 class InvalidCredentialsError(AppError):
     status_code = HTTPStatus.UNAUTHORIZED
     type = "/problems/invalid-credentials"
-
-    def __init__(self) -> None:
-        super().__init__("The email address or password is wrong.")
+    message = "The email address or password is wrong."
 
 
 class UnverifiedEmailError(AppError):
     status_code = HTTPStatus.FORBIDDEN
     type = "/problems/email-not-verified"
-
-    def __init__(self) -> None:
-        super().__init__("Verify your email address first: follow the link we sent you.")
+    message = "Verify your email address first: follow the link we sent you."
 
 
 class DisabledAccountError(AppError):
     status_code = HTTPStatus.FORBIDDEN
     type = "/problems/account-disabled"
-
-    def __init__(self) -> None:
-        super().__init__("This account is disabled.")
+    message = "This account is disabled."
 
 
 class InvalidLinkError(AppError):
     status_code = HTTPStatus.BAD_REQUEST
     type = "/problems/invalid-link"
-
-    def __init__(self) -> None:
-        super().__init__("The link is not valid: it was used already, or it has expired.")
+    message = "The link is not valid: it was used already, or it has expired."
 
 
 class EmailTakenError(AppError):
     status_code = HTTPStatus.CONFLICT
     type = "/problems/email-taken"
-
-    def __init__(self) -> None:
-        super().__init__("Another account uses this email address now.")
+    message = "Another account uses this email address now."
 
 
 class InvalidRefreshTokenError(AppError):
     status_code = HTTPStatus.UNAUTHORIZED
     type = "/problems/invalid-refresh-token"
-
-    def __init__(self) -> None:
-        super().__init__("The refresh token is not valid; sign in again.")
+    message = "The refresh token is not valid; sign in again."
 
 
 class RefreshTokenReusedError(AppError):
     status_code = HTTPStatus.UNAUTHORIZED
     type = "/problems/refresh-token-reused"
-
-    def __init__(self) -> None:
-        super().__init__("The refresh token was used already; the session is ended for safety.")
+    message = "The refresh token was used already; the session is ended for safety."
 
 
 class WrongPasswordError(AppError):
     status_code = HTTPStatus.FORBIDDEN
     type = "/problems/wrong-password"
+    message = "The current password is wrong."
 
-    def __init__(self) -> None:
-        super().__init__("The current password is wrong.")
+
+class NoAccountError(AppError):
+    status_code = HTTPStatus.NOT_FOUND
+
+    def __init__(self, user_id: int) -> None:
+        super().__init__(f"User {user_id} has no account.")
 
 
 class TooManyRequestsError(AppError):
@@ -101,6 +92,10 @@ class TooManyRequestsError(AppError):
 
 
 P = ParamSpec("P")
+
+# The password hash of an invited person until they choose one: not an argon2 hash, so that
+# no password matches it (Hasher.verify answers False).
+INVITED = "!invited"
 
 
 def _after_response(flow: Callable[P, Awaitable[None]]) -> Callable[P, Awaitable[None]]:
@@ -350,26 +345,29 @@ class Accounts:
         async with self.db.transaction() as connection:
             if not await self._may_mail(connection, "reset", email):
                 return
-            await repository.drop_links(connection, account["user_id"], "reset")
-            token = await repository.issue_link(
-                connection,
-                user_id=account["user_id"],
-                purpose="reset",
-                email=account["email"],
-                ttl=self.settings.auth_reset_ttl,
-            )
-            minutes = int(self.settings.auth_reset_ttl.total_seconds() // 60)
-            await self._send(
-                connection,
-                account["email"],
-                "Reset your password",
-                [
-                    f"Follow this link within {minutes} minutes to choose a new password. "
-                    "If you did not ask for this, ignore this email: your password stays as it is."
-                ],
-                self._link("reset-password", token),
-            )
+            await self._send_reset(connection, account["user_id"], account["email"])
         self.outbox.wake()
+
+    async def _send_reset(self, connection: Connection, user_id: int, email: str) -> None:
+        await repository.drop_links(connection, user_id, "reset")
+        token = await repository.issue_link(
+            connection,
+            user_id=user_id,
+            purpose="reset",
+            email=email,
+            ttl=self.settings.auth_reset_ttl,
+        )
+        minutes = int(self.settings.auth_reset_ttl.total_seconds() // 60)
+        await self._send(
+            connection,
+            email,
+            "Reset your password",
+            [
+                f"Follow this link within {minutes} minutes to choose a new password. "
+                "If you did not ask for this, ignore this email: your password stays as it is."
+            ],
+            self._link("reset-password", token),
+        )
 
     async def reset(self, context: Context, token: str, password: str) -> None:
         link = await repository.peek_link(self.db, token, "reset")
@@ -381,9 +379,11 @@ class Accounts:
         self.check_password(password, email=account["email"], name=account["nickname"])
         password_hash = await self.hasher.hash(password)
         async with self.db.transaction() as connection:
-            if await repository.use_link(connection, token, "reset") is None:
+            used = await repository.use_link(connection, token, "reset")
+            if used is None:
                 raise InvalidLinkError
             await repository.set_password(connection, account["user_id"], password_hash)
+            await repository.prove_email(connection, account["user_id"], used["email"])
             await repository.revoke_sessions(connection, account["user_id"])
             await throttle.clear(connection, f"signin:{account['email'].casefold()}")
             await record(connection, context, "password.reset", account["user_id"])
@@ -451,3 +451,96 @@ class Accounts:
         async with self.db.transaction() as connection:
             await repository.delete(connection, user_id)
             await record(connection, context, "account.deleted", user_id, email=account["email"])
+
+    # Operators' changes (the console): each records its event with the operator as actor.
+
+    async def _account(self, user_id: int) -> asyncpg.Record:
+        account = await repository.by_id(self.db, user_id)
+        if account is None:
+            raise NoAccountError(user_id)
+        return account
+
+    async def invite(self, context: Context, *, name: str, email: str) -> int:
+        """A new user with an account that has no password yet: the person gets a link to
+        choose one (using it verifies the address). The new user's id."""
+        async with self.db.transaction() as connection:
+            user_id = await repository.create(
+                connection, email=email, password_hash=INVITED, name=name
+            )
+            if user_id is None:
+                raise EmailTakenError
+            token = await repository.issue_link(
+                connection,
+                user_id=user_id,
+                purpose="reset",
+                email=email,
+                ttl=self.settings.auth_verify_ttl,
+            )
+            hours = int(self.settings.auth_verify_ttl.total_seconds() // 3600)
+            await self._send(
+                connection,
+                email,
+                "You are invited to user-service",
+                [
+                    f"An operator created an account for you ({name}) with this address. "
+                    f"Follow this link within {hours} hours to choose your password; then "
+                    "sign in with this address and that password."
+                ],
+                self._link("reset-password", token),
+            )
+            await record(connection, context, "user.invited", user_id, email=email)
+        self.outbox.wake()
+        return user_id
+
+    async def set_disabled(self, context: Context, user_id: int, disabled: bool) -> None:
+        """Disable the account, ending every session (sign-in is refused), or enable it."""
+        await self._account(user_id)
+        async with self.db.transaction() as connection:
+            if await repository.set_disabled(connection, user_id, disabled):
+                if disabled:
+                    await repository.revoke_sessions(connection, user_id)
+                kind = "user.disabled" if disabled else "user.enabled"
+                await record(connection, context, kind, user_id)
+
+    async def end_sessions(self, context: Context, user_id: int) -> None:
+        """End every session of the user: each device must sign in again."""
+        async with self.db.transaction() as connection:
+            await repository.revoke_sessions(connection, user_id)
+            await record(connection, context, "user.sessions_revoked", user_id)
+
+    async def replace_email(self, context: Context, user_id: int, email: str) -> None:
+        """Give the account a new address, unverified: a link to verify it goes there, a
+        notice to the old one; sign-in waits for the verification."""
+        account = await self._account(user_id)
+        async with self.db.transaction() as connection:
+            if not await repository.replace_email(connection, user_id, email):
+                raise EmailTakenError
+            # A reset link sent to the old address must not open the account any more.
+            await repository.drop_links(connection, user_id, "reset")
+            await self._send_verification(connection, user_id, email)
+            await self._send(
+                connection,
+                account["email"],
+                "Your email address was changed",
+                [
+                    f"An operator changed the email address of your account to {email}. "
+                    "If you did not ask for this, contact them."
+                ],
+            )
+            await record(
+                connection,
+                context,
+                "user.email_changed_by_admin",
+                user_id,
+                old=account["email"],
+                new=email,
+            )
+        self.outbox.wake()
+
+    async def send_reset(self, context: Context, user_id: int) -> None:
+        """Email the person a link to choose a new password (as they could ask themselves)."""
+        account = await self._account(user_id)
+        async with self.db.transaction() as connection:
+            await self._send_reset(connection, user_id, account["email"])
+            await record(connection, context, "user.reset_sent", user_id, email=account["email"])
+        self.outbox.wake()

@@ -19,4 +19,6 @@ audit_events = Table(
     Column("details", JSONB, nullable=False, server_default="{}"),
     Index("ix_audit_events_subject_user_id", "subject_user_id", "id"),
     Index("ix_audit_events_kind", "kind", "id"),
+    # The console's counts and chart: events of a kind over the last day or month.
+    Index("ix_audit_events_kind_at", "kind", "at"),
 )

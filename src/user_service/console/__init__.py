@@ -7,10 +7,11 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from ..main import mount
-from . import account
+from . import account, operators
 
 
 def init_app(app: FastAPI) -> None:
     mount(app, account.router)
+    mount(app, operators.router)
     # Vendored files (htmx, the stylesheet): nothing is fetched from elsewhere.
     app.mount("/static", StaticFiles(directory=Path(__file__).with_name("static")), "static")

@@ -66,12 +66,10 @@ class ForbiddenPageError(AppError):
 
 class CsrfError(AppError):
     status_code = HTTPStatus.FORBIDDEN
-
-    def __init__(self) -> None:
-        super().__init__(
-            "This form did not come from this site (or it is too old): reload the page and "
-            "send it again."
-        )
+    message = (
+        "This form did not come from this site (or it is too old): reload the page and "
+        "send it again."
+    )
 
 
 class InvalidFormError(AppError):
