@@ -41,7 +41,9 @@ def live(mail: SmtpServer, database_url: str) -> Iterator[Server]:
         yield server
 
 
-@pytest.fixture(scope="session")
+# Per module: while Playwright's sync API runs, its event loop is this thread's, and other
+# tests' asyncio.run() would refuse to start.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)

@@ -1,16 +1,18 @@
 """The account pages as a person uses them, in Chromium: by mouse and by keyboard."""
 
 import http.server
+import subprocess
 import threading
 from collections.abc import Callable, Iterator
 
+import httpx2
 import pytest
 from playwright.sync_api import Page, expect
 
 from tests.accounts.conftest import PASSWORD
 from tests.console.conftest import link, screenshot, sign_in, sign_up
 from tests.smtp import SmtpServer
-from tests.support import Server, free_port, run_sql
+from tests.support import CLI, Server, bearer, free_port, run_sql
 
 
 def test_sign_up_verify_by_email_and_sign_in(page: Page, mail: SmtpServer) -> None:
@@ -139,3 +141,53 @@ def test_a_forged_form_from_another_site_is_refused(
     expect(page.get_by_role("alert")).to_contain_text("did not come from this site")
     names = run_sql(database_url, "SELECT nickname FROM users")
     assert [row[0] for row in names] == ["Victim"]
+
+
+def test_an_operator_searches_renames_disables_and_deletes_users(
+    new_page: Callable[[], Page], mail: SmtpServer, live: Server, database_url: str
+) -> None:
+    operator, person = new_page(), new_page()
+    sign_up(person, mail, "bob@example.com", "Bob Builder")
+    sign_up(operator, mail, "olive@example.com", "Olive")
+    granted = subprocess.run(
+        [CLI, "accounts", "grant", "olive@example.com", "users:read", "users:write", "audit:read"],
+        capture_output=True,
+        text=True,
+    )
+    assert granted.returncode == 0, granted.stderr
+    with httpx2.Client(base_url=live.url, headers=bearer(live.token())) as api:
+        for name in ("alice", "carol", "dave"):
+            api.post("/users", json={"name": name}).raise_for_status()
+    sign_in(person, "bob@example.com")
+    sign_in(operator, "olive@example.com")
+
+    operator.goto("/console")
+    expect(operator.locator("svg.chart")).to_be_visible()
+    screenshot(operator, "console-overview")
+    operator.goto("/console/users")
+    expect(operator.get_by_role("cell", name="carol")).to_be_visible()
+    # Searching as one types (htmx), by a part of the address.
+    operator.get_by_label("Search by email or name").fill("builder")
+    expect(operator.get_by_role("cell", name="carol")).to_be_hidden()
+    expect(operator.get_by_role("link", name="Bob Builder")).to_be_visible()
+    screenshot(operator, "console-users")
+
+    operator.get_by_role("link", name="Bob Builder").click()
+    operator.get_by_label("Name", exact=True).fill("Robert Builder")
+    operator.get_by_role("button", name="Rename").click()
+    expect(operator.get_by_role("heading", name="Robert Builder")).to_be_visible()
+    operator.get_by_role("button", name="Disable the account").click()
+    expect(operator.get_by_role("button", name="Enable the account")).to_be_visible()
+    screenshot(operator, "console-user")
+    person.reload()  # disabling ended Bob's sessions
+    expect(person.get_by_role("heading", name="Sign in")).to_be_visible()
+
+    operator.get_by_role("link", name="Delete this user…").click()
+    operator.get_by_role("button", name="Delete for good").click()
+    expect(operator.get_by_role("heading", name="Users")).to_be_visible()
+    names = {row[0] for row in run_sql(database_url, "SELECT nickname FROM users")}
+    assert names == {"Olive", "alice", "carol", "dave"}
+    operator.goto("/console/audit")
+    screenshot(operator, "console-audit")
+    for kind in ("user.renamed", "user.disabled", "user.deleted"):
+        expect(operator.get_by_role("cell", name=kind).first).to_be_visible()
