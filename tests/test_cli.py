@@ -100,6 +100,7 @@ def test_embedded_database_keeps_data_across_restarts(
     token = admin.read_text().strip()
     assert f'curl -H \\"Authorization: Bearer $(cat {admin})\\" {first.url}/users' in log
     assert f"Embedded PostgreSQL is running with its data in {data}" in log, log
+    assert f"Console for operators: {first.url}/console" in log
     assert "set DB_DSN or DB_HOST" in log
     assert not (data / "postmaster.pid").exists(), "the embedded server outlived the service"
 

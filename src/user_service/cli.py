@@ -50,6 +50,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> None:
             get_settings.cache_clear()
         if settings.embedded:
             _ensure_admin_token(settings, f"http://{host}:{port}")
+        base = get_settings().link_base
+        logger.info("Console for operators: %s/console; everyone's account: %s/account", base, base)
         server.run(settings, host=host, port=port, workers=args.workers or settings.app_workers)
     finally:
         shutil.rmtree(metrics, ignore_errors=True)
