@@ -4,8 +4,10 @@ import os
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from sqlalchemy import make_url
 
 from tests.support import CLI, run_sql
@@ -59,3 +61,36 @@ def test_instances_migrating_at_once_do_not_race(database_url: str) -> None:
         assert users_table_exists(str(make_url(database_url).set(database=f"{name}_test")))
     finally:
         run_sql(database_url, f'DROP DATABASE IF EXISTS "{name}_test" WITH (FORCE)')
+
+
+@pytest.fixture
+def limited_role(database_url: str) -> Iterator[str]:
+    """A database `<name>_test` where a role may create tables but not extensions; the DSN
+    (without the suffix, which TESTING adds) that connects as that role."""
+    name = f"ext_{uuid.uuid4().hex[:8]}"
+    server = make_url(database_url)
+    admin = server.set(database="postgres").render_as_string(hide_password=False)
+    run_sql(admin, f"CREATE ROLE {name} LOGIN")
+    run_sql(admin, f"CREATE DATABASE {name}_test")
+    own = server.set(database=f"{name}_test").render_as_string(hide_password=False)
+    run_sql(own, f"GRANT CREATE ON SCHEMA public TO {name}")
+    try:
+        yield server.set(username=name, database=name).render_as_string(hide_password=False)
+    finally:
+        run_sql(admin, f"DROP DATABASE {name}_test WITH (FORCE)")
+        run_sql(admin, f"DROP ROLE {name}")
+
+
+def test_an_extension_the_role_may_not_create_is_named_with_the_fix(limited_role: str) -> None:
+    result = subprocess.run(
+        [CLI, "migrate"],
+        env={**os.environ, "DB_DSN": limited_role},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode != 0
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("user-service: cannot use the database: the schema needs the ")
+    assert "extension citext" in last
+    assert 'run "CREATE EXTENSION citext;"' in last
+    assert "Traceback" not in result.stderr
