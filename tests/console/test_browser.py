@@ -90,6 +90,7 @@ def test_sign_in_with_the_keyboard_only(page: Page, mail: SmtpServer) -> None:
     sign_up(page, mail, "keys@example.com")
     page.goto("/account/sign-in")
     # The email field has the focus; Tab reaches the password; Enter sends the form.
+    expect(page.get_by_label("Email address")).to_be_focused()
     page.keyboard.type("keys@example.com")
     page.keyboard.press("Tab")
     page.keyboard.type(PASSWORD)
