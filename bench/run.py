@@ -40,8 +40,8 @@ ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 DATABASE = "user_service"
 # Sign-ins: one account, a few connections (each sign-in is an argon2id hash at the
 # production cost, ~19 MiB and a few dozen ms of a core; more would only queue, then 503).
-LOGIN_EMAIL = "bench@example.com"
-LOGIN_PASSWORD = "a bench passphrase"  # noqa: S105 (a made-up account's)
+LOGIN_EMAIL = "sign-in@example.com"
+LOGIN_PASSWORD = "correct horse battery staple"  # noqa: S105 (a made-up account's)
 LOGIN_CONNECTIONS = 4
 
 
@@ -200,7 +200,7 @@ def pgbench(postgres: Postgres, script: str) -> Run:
 
 def seed(dsn: str) -> None:
     async def fill(connection: asyncpg.Connection) -> None:
-        await connection.execute("TRUNCATE users RESTART IDENTITY")
+        await connection.execute("TRUNCATE users RESTART IDENTITY CASCADE")
         await connection.execute(
             "INSERT INTO users (nickname) SELECT 'user ' || n FROM generate_series(1, $1) n",
             USERS,
@@ -231,7 +231,7 @@ def sign_ins(env: dict[str, str], dsn: str, token: str) -> list[Run]:
     """Sign-ins per second alone; then GET by id alone and while sign-ins run beside it."""
     runs = []
     with App("service", [CLI, "serve", "--no-migrate"], env, "/readyz") as app:
-        body = {"email": LOGIN_EMAIL, "password": LOGIN_PASSWORD, "name": "Bench"}
+        body = {"email": LOGIN_EMAIL, "password": LOGIN_PASSWORD, "name": "Tester"}
         httpx2.post(f"{app.url}/auth/register", json=body, timeout=30).raise_for_status()
         verify = "UPDATE accounts SET email_verified_at = now() RETURNING 1"
         while not run_with_connection(dsn, lambda c: c.fetch(verify)):
