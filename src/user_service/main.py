@@ -11,7 +11,7 @@ from types import ModuleType
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from . import crypto, database, errors, health, logs, mail, migrations, observability
+from . import crypto, database, detached, errors, health, logs, mail, migrations, observability
 from .auth import guard
 from .config import get_settings
 from .http import SECURITY_HEADERS, BodySizeLimit
@@ -64,6 +64,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         try:
             yield
         finally:
+            await detached.finish(app, settings.app_graceful_timeout)
             reporter.cancel()
             sender.cancel()
             app.state.access.flush()
@@ -84,6 +85,7 @@ def get_app() -> FastAPI:
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.schema = migrations.Schema()
+    app.state.detached = set()
     guard.install(app, settings)
     errors.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.app_max_body_bytes)

@@ -9,7 +9,7 @@ from fastapi.openapi.models import OAuthFlowPassword, OAuthFlows
 from fastapi.security import OAuth2PasswordRequestForm
 from fastapi.security.base import SecurityBase
 
-from .. import errors
+from .. import detached, errors
 from ..audit.repository import context
 from ..auth.guard import Principal, UnauthenticatedError
 from ..config import get_settings
@@ -131,18 +131,21 @@ def _accepted(detail: str) -> Json:
     responses=errors.responses(400, 413, 415, 422),
 )
 async def register(
-    body: schemas.Register, request: Request, flows: Flows, later: BackgroundTasks
+    body: schemas.Register, request: Request, flows: Flows, answer: BackgroundTasks
 ) -> Json:
     """Create an account; a verification email goes to the address. The answer is the same
     whether or not the address has an account already (its owner gets an email saying so)."""
     await flows.limit_address("register", client_address(request))
     password_hash = await flows.new_password(body.password, email=body.email, name=body.name)
-    later.add_task(
-        flows.register,
-        context(request, "anonymous"),
-        email=body.email,
-        password_hash=password_hash,
-        name=body.name,
+    detached.after_answer(
+        request,
+        answer,
+        flows.register(
+            context(request, "anonymous"),
+            email=body.email,
+            password_hash=password_hash,
+            name=body.name,
+        ),
     )
     return _accepted("Check your inbox: we sent a link to verify the address.")
 
@@ -168,12 +171,12 @@ async def verify(body: schemas.TokenIn, request: Request, flows: Flows) -> Json:
     responses=errors.responses(400, 413, 415, 422),
 )
 async def resend(
-    body: schemas.EmailIn, request: Request, flows: Flows, later: BackgroundTasks
+    body: schemas.EmailIn, request: Request, flows: Flows, answer: BackgroundTasks
 ) -> Json:
     """Send the verification link again (to an unverified account, whether or not there is one:
     the answer is the same)."""
     await flows.limit_address("verify", client_address(request))
-    later.add_task(flows.resend, body.email)
+    detached.after_answer(request, answer, flows.resend(body.email))
     return _accepted("If the address has an unverified account, a new link is on its way.")
 
 
@@ -258,11 +261,11 @@ async def end_session(
     responses=errors.responses(400, 413, 415, 422),
 )
 async def forgot_password(
-    body: schemas.EmailIn, request: Request, flows: Flows, later: BackgroundTasks
+    body: schemas.EmailIn, request: Request, flows: Flows, answer: BackgroundTasks
 ) -> Json:
     """Email a password-reset link, if the address has an account (the answer is the same)."""
     await flows.limit_address("forgot", client_address(request))
-    later.add_task(flows.forgot, body.email)
+    detached.after_answer(request, answer, flows.forgot(body.email))
     return _accepted("If the address has an account, a reset link is on its way.")
 
 

@@ -4,10 +4,10 @@ emails in that same transaction (sent afterwards by the outbox)."""
 import functools
 import html
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import ParamSpec
+from typing import Any, ParamSpec
 from urllib.parse import urlencode
 from uuid import UUID
 
@@ -98,7 +98,9 @@ P = ParamSpec("P")
 INVITED = "!invited"
 
 
-def _after_response(flow: Callable[P, Awaitable[None]]) -> Callable[P, Awaitable[None]]:
+def _after_response(
+    flow: Callable[P, Coroutine[Any, Any, None]],
+) -> Callable[P, Coroutine[Any, Any, None]]:
     """For a flow that runs once its answer is sent, so that the answer takes as long whether
     or not the address has an account: nobody is left to see its errors but the log."""
 

@@ -8,6 +8,7 @@ from uuid import UUID
 from fastapi import APIRouter, BackgroundTasks, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 
+from .. import detached
 from ..accounts import repository as accounts
 from ..accounts import schemas
 from ..accounts.router import client_address, get_accounts, user_agent
@@ -104,7 +105,7 @@ async def sign_up_page(request: Request) -> Response:
 
 
 @router.post("/sign-up")
-async def sign_up(request: Request, later: BackgroundTasks) -> Response:
+async def sign_up(request: Request, answer: BackgroundTasks) -> Response:
     data = await web.form(request)
     flows = get_accounts(request)
     try:
@@ -116,12 +117,15 @@ async def sign_up(request: Request, later: BackgroundTasks) -> Response:
             request, "account/sign-up.html", exc, email=data.get("email"), name=data.get("name")
         )
     # As in the API: the rest after the answer, which is the same for a taken address.
-    later.add_task(
-        flows.register,
-        context(request, "anonymous"),
-        email=body.email,
-        password_hash=password_hash,
-        name=body.name,
+    detached.after_answer(
+        request,
+        answer,
+        flows.register(
+            context(request, "anonymous"),
+            email=body.email,
+            password_hash=password_hash,
+            name=body.name,
+        ),
     )
     return web.render(request, "account/check-inbox.html", email=body.email)
 
@@ -151,7 +155,7 @@ async def forgot_page(request: Request) -> Response:
 
 
 @router.post("/forgot-password")
-async def forgot(request: Request, later: BackgroundTasks) -> Response:
+async def forgot(request: Request, answer: BackgroundTasks) -> Response:
     data = await web.form(request)
     flows = get_accounts(request)
     try:
@@ -159,7 +163,7 @@ async def forgot(request: Request, later: BackgroundTasks) -> Response:
         await flows.limit_address("forgot", client_address(request))
     except Failed as exc:
         return web.again(request, "account/forgot.html", exc, email=data.get("email"))
-    later.add_task(flows.forgot, body.email)
+    detached.after_answer(request, answer, flows.forgot(body.email))
     return web.render(request, "account/check-inbox.html", email=body.email, reset=True)
 
 
