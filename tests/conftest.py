@@ -15,6 +15,9 @@ os.environ.setdefault("AUTH_SECRET_KEY", secrets.token_urlsafe(32))
 # Cheap hashing keeps the suite fast; test_passwords checks the production parameters.
 os.environ.setdefault("AUTH_ARGON2_MEMORY_KIB", "1024")
 os.environ.setdefault("AUTH_ARGON2_TIME_COST", "1")
+# Only the app or server a test gives a mail server delivers email: any other (the
+# session's server, say) would take the queued emails of the test that waits for them.
+os.environ["MAIL_SENDER"] = "false"
 
 from tests.support import Server, bearer, issue_token, run_sql, still_running
 from user_service import database, migrations

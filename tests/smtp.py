@@ -31,7 +31,12 @@ class SmtpServer:
 
     def env(self) -> dict[str, str]:
         """The service's settings that send email here."""
-        return {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(self.port), "SMTP_SECURITY": "none"}
+        return {
+            "SMTP_HOST": "127.0.0.1",
+            "SMTP_PORT": str(self.port),
+            "SMTP_SECURITY": "none",
+            "MAIL_SENDER": "true",
+        }
 
     def start(self) -> None:
         self._controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port)

@@ -111,6 +111,8 @@ class Settings(BaseSettings):
     mail_from: str = "user-service <no-reply@localhost>"
     # Without SMTP_HOST, emails are written here as .eml files.
     mail_outbox_dir: Path = Path(".data/outbox")
+    # Whether this instance delivers queued email (each one that does takes its share).
+    mail_sender: bool = True
 
     metrics_public: bool = False
     docs_enabled: bool = True

@@ -55,7 +55,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.db = db
         app.state.cipher = crypto.Cipher(crypto.secret_key(settings))
         app.state.mail = mail.Sender(db, settings, app.state.cipher)
-        sender = asyncio.create_task(app.state.mail.run())
+        sender = asyncio.create_task(app.state.mail.run()) if settings.mail_sender else None
         reporter = asyncio.create_task(observability.report_pool(db.pool))
         # What exists now lives as long as the worker. Frozen, the garbage collector's full
         # passes skip it, and stop stalling every request in flight (GET p99 at 64
@@ -66,7 +66,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         finally:
             await detached.finish(app, settings.app_graceful_timeout)
             reporter.cancel()
-            sender.cancel()
+            if sender is not None:
+                sender.cancel()
             app.state.access.flush()
 
 
