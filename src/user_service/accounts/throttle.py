@@ -63,11 +63,3 @@ async def fail(db: Runner, key: str) -> None:
 
 async def clear(db: Runner, key: str) -> None:
     await db.fetchval("DELETE FROM throttles WHERE key = $1", key)
-
-
-async def forget_stale(db: Runner) -> None:
-    """Drop counters nobody has touched for a day (none of them is blocking)."""
-    await db.fetchval(
-        "DELETE FROM throttles WHERE window_start < now() - interval '1 day' "
-        "AND (blocked_until IS NULL OR blocked_until < now())"
-    )
