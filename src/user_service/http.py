@@ -48,15 +48,21 @@ class BodySizeLimit:
         return f"The request body is larger than {self.max_bytes} bytes."
 
 
-async def _require_json(request: Request) -> None:
-    content_type = request.headers.get("content-type")
+def is_json(content_type: str | None) -> bool:
+    """Whether a body of this Content-Type is JSON (one without is parsed as JSON, as
+    FastAPI does)."""
     if content_type is None:
-        return  # parsed as JSON, as FastAPI does
+        return True
     media_type = content_type.partition(";")[0].strip().lower()
-    is_json = media_type == "application/json" or (
+    return media_type == "application/json" or (
         media_type.startswith("application/") and media_type.endswith("+json")
     )
-    if not is_json:
+
+
+async def _require_json(request: Request) -> None:
+    content_type = request.headers.get("content-type")
+    if not is_json(content_type):
+        media_type = (content_type or "").partition(";")[0].strip().lower()
         raise HTTPException(
             HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
             f"Content-Type must be application/json, not {media_type or 'empty'}.",

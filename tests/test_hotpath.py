@@ -1,0 +1,129 @@
+"""The hot path answers exactly as FastAPI would: the same status, body and headers for any
+request, valid or not, with or without a good token."""
+
+import json
+import re
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+import pytest
+from fastapi import APIRouter, FastAPI, Path, Request
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from user_service import hotpath
+from user_service.config import get_settings
+from user_service.http import Json
+from user_service.main import get_app
+from tests.support import bearer, issue_token
+
+IDS = st.one_of(
+    st.integers(-2, 5).map(str),
+    st.sampled_from(["me", "9223372036854775807", "9223372036854775808", "1.5", "0x1", " 1"]),
+)
+QUERIES = st.dictionaries(
+    st.sampled_from(["limit", "after", "q", "sort", "other"]),
+    st.one_of(st.integers(-1, 120).map(str), st.sampled_from(["", "id", "-created", "x", "5_"])),
+    max_size=3,
+)
+BODIES = st.one_of(
+    st.dictionaries(
+        st.sampled_from(["name", "nickname"]),
+        st.one_of(st.text(max_size=5), st.integers(), st.none()),
+        max_size=2,
+    ).map(json.dumps),
+    st.sampled_from(["", "{", "[]", "null", '{"name": "a\\u0000"}', '{"name": "\\ud800"}']),
+)
+CONTENT_TYPES = st.sampled_from(
+    [None, "application/json", "application/merge-patch+json", "text/plain", "application/x"]
+)
+
+
+@pytest.fixture(scope="module")
+def apps(database_url: str) -> Iterator[tuple[TestClient, TestClient, dict[str, str]]]:
+    """The app, and the same app with its hot path taken out; tokens for both."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AUTH_FAILURES_PER_MINUTE", "1000000")  # bad tokens are sent on purpose
+        get_settings.cache_clear()
+        hot, plain = get_app(), get_app()
+        plain.router.routes = [
+            route for route in plain.router.routes if not isinstance(route, hotpath.HotRoutes)
+        ]
+        assert isinstance(hot.router.routes[0], hotpath.HotRoutes)
+        with (
+            TestClient(hot, raise_server_exceptions=False) as hot_client,
+            TestClient(plain, raise_server_exceptions=False) as plain_client,
+        ):
+            tokens = {
+                "every scope": issue_token(database_url),
+                "read only": issue_token(database_url, "users:read"),
+                "not a token": "ust_forged",
+            }
+            yield hot_client, plain_client, tokens
+    get_settings.cache_clear()
+
+
+def _seen(response: Any) -> tuple[int, Any, dict[str, str]]:
+    headers = {
+        name: value
+        for name, value in response.headers.items()
+        if name not in ("x-request-id", "content-length", "location")
+    }
+    try:
+        body = response.json()
+    except ValueError:
+        body = response.text
+    if isinstance(body, dict) and response.status_code == 201:
+        body.pop("id", None)  # each app creates its own user
+    return response.status_code, body, headers
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    method=st.sampled_from(["GET", "POST", "PATCH", "PUT", "HEAD"]),
+    path=st.one_of(st.just("/users"), st.just("/users/"), IDS.map("/users/{}".format)),
+    query=QUERIES,
+    body=st.none() | BODIES,
+    content_type=CONTENT_TYPES,
+    token=st.sampled_from([None, "every scope", "read only", "not a token"]),
+)
+def test_any_request_gets_the_answer_fastapi_gives(
+    apps: tuple[TestClient, TestClient, dict[str, str]],
+    method: str,
+    path: str,
+    query: dict[str, str],
+    body: str | None,
+    content_type: str | None,
+    token: str | None,
+) -> None:
+    hot, plain, tokens = apps
+    headers = bearer(tokens[token]) if token else {}
+    if content_type:
+        headers["Content-Type"] = content_type
+    request = {"params": query, "headers": headers, "content": body}
+
+    answers = [_seen(app.request(method, path, **request)) for app in (hot, plain)]
+
+    assert answers[0] == answers[1]
+
+
+def test_a_hot_route_may_not_take_a_path_an_earlier_route_serves() -> None:
+    app = FastAPI()
+    router = APIRouter()
+
+    @app.get("/things/mine")
+    async def mine() -> Json:
+        return Json([])
+
+    @router.get("/things/{thing}")
+    async def thing(thing: Annotated[str, Path(pattern=r"^\w+$")], request: Request) -> Json:
+        return Json(thing)
+
+    app.router.routes.extend(router.routes)
+    with pytest.raises(ValueError, match=re.escape("/things/{thing} would take /things/mine")):
+        hotpath.serve(app, router.routes)
