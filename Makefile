@@ -63,7 +63,17 @@ soak: install test-tools  ## 10 minutes of steady load: 5xx, memory, p99 drift (
 screenshots: install test-tools  ## the browser tests save the main pages into docs/screenshots/
 	SCREENSHOTS=docs/screenshots $(UV) run --no-sync pytest tests/console -q -p no:cacheprovider
 
-bench: install test-tools  ## the benchmark (wrk): a table, also in .data/bench/ (~20 min)
+# The Fastify reference app's packages: npm ci again only when package-lock.json is newer than
+# npm's record of the last install. Fastify 5 needs Node.js 20+: Debian 13's nodejs will do,
+# Debian 12's (18) will not, and there Node.js has to come from elsewhere (NodeSource).
+FASTIFY_PACKAGES := bench/fastify/node_modules/.package-lock.json
+$(FASTIFY_PACKAGES): bench/fastify/package-lock.json
+	$(call debian,nodejs npm,command -v node >/dev/null && command -v npm >/dev/null)
+	@[ "$$(node -p 'parseInt(process.versions.node)')" -ge 20 ] \
+	  || { echo "bench/fastify needs Node.js 20+, not $$(node --version)"; exit 1; }
+	npm ci --prefix bench/fastify --no-audit --no-fund --loglevel=error
+
+bench: install test-tools $(FASTIFY_PACKAGES)  ## the benchmark (wrk): a table, also in .data/bench/ (~20 min)
 	$(call debian,wrk,command -v wrk >/dev/null)
 	$(UV) run --no-sync python -m bench.run
 
@@ -77,3 +87,4 @@ audit: install  ## fail on known vulnerabilities in the locked dependencies (nee
 
 clean:  ## remove the environment and caches (keeps .data/)
 	rm -rf .venv .tools .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.*
+	rm -rf bench/fastify/node_modules

@@ -27,16 +27,19 @@ from pathlib import Path
 import asyncpg
 import httpx2
 
+from bench.chart import svg
 from tests.support import CLI, Postgres, Started, free_port, run_with_connection, terminate
 
 BENCH = Path(__file__).parent
 USERS = 100_000
 CONNECTIONS = 64
 WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
-SECONDS = int(os.environ.get("BENCH_SECONDS", "15"))
-WARM_UP = int(os.environ.get("BENCH_WARM_UP", "5"))
+# BENCH_QUICK=1: one short round per scenario, no sign-ins or ceilings (under 3 minutes).
+QUICK = os.environ.get("BENCH_QUICK") == "1"
+SECONDS = int(os.environ.get("BENCH_SECONDS", "4" if QUICK else "15"))
+WARM_UP = int(os.environ.get("BENCH_WARM_UP", "1" if QUICK else "5"))
 SCENARIOS = os.environ.get("BENCH_SCENARIOS", "get,post,patch,list,mix").split(",")
-ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "1" if QUICK else "3"))
 DATABASE = "user_service"
 # Sign-ins: one account, a few connections (each sign-in is an argon2id hash at the
 # production cost, ~19 MiB and a few dozen ms of a core; more would only queue, then 503).
@@ -60,7 +63,7 @@ class Run:
 def tool(name: str) -> str:
     found = shutil.which(name) or next(iter(glob(f"/usr/lib/postgresql/*/bin/{name}")), None)
     if found is None:
-        packages = {"wrk": "wrk", "pgbench": "postgresql-contrib"}
+        packages = {"wrk": "wrk", "pgbench": "postgresql-contrib", "node": "nodejs"}
         sys.exit(f"make bench needs {name} (Debian: sudo apt-get install {packages[name]})")
     return found
 
@@ -258,70 +261,106 @@ def sign_ins(env: dict[str, str], dsn: str, token: str) -> list[Run]:
 
 def apps() -> dict[str, tuple[list[str], str]]:
     serve = [sys.executable, str(BENCH / "serve.py")]
-    return {
+    # As FastAPI's users serve an app today: granian with uvloop, otherwise its defaults.
+    granian = [str(Path(sys.executable).with_name("granian")), "--interface", "asgi"]
+    chosen = {
         "service": ([CLI, "serve", "--no-migrate"], "/readyz"),
         "service, no auth": ([*serve, "bench.without_auth:app"], "/readyz"),
-        "yardstick": ([*serve, "bench.yardstick:app"], "/users/1"),
+        "yardstick": ([*granian, "--loop", "uvloop", "bench.yardstick:app"], "/users/1"),
+        "Fastify": ([tool("node"), str(BENCH / "fastify" / "app.js")], "/users/1"),
     }
+    if QUICK:
+        del chosen["service, no auth"]
+    return chosen
 
 
 def median(values: list[float]) -> float:
     return sorted(values)[len(values) // 2]
 
 
+def rounds(runs: list[Run], app: str, scenario: str) -> list[Run]:
+    return [r for r in runs if r.app == app and r.scenario == scenario]
+
+
+def ratio(runs: list[Run], app: str, scenario: str, base: str, base_scenario: str = "") -> str:
+    """The median of `app`'s rounds' ratios to `base`'s in the same round, with their range."""
+    bases = {r.round: r.rps for r in rounds(runs, base, base_scenario or scenario)}
+    if not bases:
+        return ""
+    # A ceiling measured once serves every round.
+    ratios = [
+        r.rps / bases.get(r.round, median(list(bases.values())))
+        for r in rounds(runs, app, scenario)
+    ]
+    low, high = min(ratios), max(ratios)
+    spread = f" ({low:.2f}-{high:.2f})" if len(ratios) > 1 else ""
+    return f"{median(ratios):.2f}x{spread}"
+
+
 def table(runs: list[Run]) -> str:
     """One row per app and scenario: its median round (req/s, latencies, errors summed), and
     the median of its rounds' ratios with their range."""
-
-    def rounds(app: str, scenario: str) -> list[Run]:
-        return [r for r in runs if r.app == app and r.scenario == scenario]
-
-    def ratio(app: str, scenario: str, base_app: str, base_scenario: str | None = None) -> str:
-        bases = {r.round: r.rps for r in rounds(base_app, base_scenario or scenario)}
-        if not bases:
-            return ""
-        # A ceiling measured once serves every round.
-        ratios = [
-            r.rps / bases.get(r.round, median(list(bases.values()))) for r in rounds(app, scenario)
-        ]
-        low, high = min(ratios), max(ratios)
-        spread = f" ({low:.2f}-{high:.2f})" if len(ratios) > 1 else ""
-        return f"{median(ratios):.2f}x{spread}"
-
     lines = [
         "| Scenario | App | req/s | p50 ms | p99 ms | Errors | Peak RSS/worker MiB "
-        "| vs yardstick | auth on/off | vs /healthz | vs PostgreSQL |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| vs yardstick | vs Fastify | auth on/off | vs /healthz | vs PostgreSQL |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     seen = list(dict.fromkeys((r.scenario, r.app) for r in runs))
     for scenario, app in seen:
-        these = rounds(app, scenario)
+        these = rounds(runs, app, scenario)
         r = sorted(these, key=lambda run: run.rps)[len(these) // 2]
-        cells = ["", "", "", ""]
+        cells = [""] * 5
         if app == "service" and scenario in SCENARIOS:
             database = {"get": "select", "post": "insert"}.get(scenario)
             cells = [
-                ratio(app, scenario, "yardstick"),
-                ratio(app, scenario, "service, no auth"),
-                ratio(app, scenario, "service", "healthz"),
-                ratio(app, scenario, "PostgreSQL (pgbench)", database) if database else "",
+                ratio(runs, app, scenario, "yardstick"),
+                ratio(runs, app, scenario, "Fastify"),
+                ratio(runs, app, scenario, "service, no auth"),
+                ratio(runs, app, scenario, "service", "healthz"),
+                ratio(runs, app, scenario, "PostgreSQL (pgbench)", database) if database else "",
             ]
         lines.append(
             f"| {scenario} | {app} | {r.rps:,.0f} | {r.p50_ms or ''} | {r.p99_ms or ''} "
             f"| {sum(run.errors for run in these)} | {r.peak_rss_mib or ''} | {' | '.join(cells)} |"
         )
-    if rounds("service", "get") and rounds("service", "list"):
-        per_get = ratio("service", "list", "service", "get")
+    if rounds(runs, "service", "get") and rounds(runs, "service", "list"):
+        per_get = ratio(runs, "service", "list", "service", "get")
         lines.append(f"\nList page (limit=50) / GET by id, service: {per_get}")
-    logins, beside = rounds("service", "login"), rounds("service, sign-ins beside", "get")
+    logins = rounds(runs, "service", "login")
+    beside = rounds(runs, "service, sign-ins beside", "get")
     if logins and beside:
-        [alone] = rounds("service, no sign-ins beside", "get")
+        [alone] = rounds(runs, "service, no sign-ins beside", "get")
         lines.append(
             f"Sign-ins/s ({LOGIN_CONNECTIONS} connections, argon2id at the production cost): "
             f"{logins[0].rps:,.0f}, p99 {logins[0].p99_ms} ms; GET p99 alone {alone.p99_ms} ms, "
             f"beside sign-ins {beside[0].p99_ms} ms ({beside[0].rps:,.0f} req/s)"
         )
     return "\n".join(lines)
+
+
+def ratios(runs: list[Run]) -> str:
+    """The service against the references, a line per scenario: what to read first."""
+    lines = [
+        "| Scenario | service req/s | vs yardstick | vs Fastify | p99 ms | Errors |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for scenario in SCENARIOS:
+        these = sorted(rounds(runs, "service", scenario), key=lambda run: run.rps)
+        if these:
+            r = these[len(these) // 2]
+            lines.append(
+                f"| {scenario} | {r.rps:,.0f} | {ratio(runs, 'service', scenario, 'yardstick')} "
+                f"| {ratio(runs, 'service', scenario, 'Fastify')} "
+                f"| {max(run.p99_ms or 0 for run in these)} | {sum(x.errors for x in these)} |"
+            )
+    return "\n".join(lines)
+
+
+def chart(runs: list[Run]) -> str:
+    names = [name for name in apps() if any(r.app == name for r in runs)]
+    length = f"{ROUNDS} round{'s' if ROUNDS > 1 else ''} of {SECONDS} s"
+    note = f"{WORKERS} workers each, {CONNECTIONS} connections, {length}, {os.cpu_count()} CPUs"
+    return svg([asdict(r) for r in runs], names, SCENARIOS, "req/s, median of the rounds", note)
 
 
 def main() -> int:
@@ -350,16 +389,16 @@ def main() -> int:
                     print(f"{scenario}, round {turn + 1}: {name}", file=sys.stderr, flush=True)
                     with App(name, command, env, ready) as app:
                         runs.append(measure(app, scenario, token, turn))
-        print("sign-ins, and GET beside them", file=sys.stderr, flush=True)
-        runs += sign_ins(env, postgres.dsn(DATABASE), token)
-        print("ceilings: /healthz, pgbench", file=sys.stderr, flush=True)
-        with App("service", [CLI, "serve", "--no-migrate"], env, "/readyz") as app:
-            runs.append(measure(app, "healthz", None))
-        runs += [
-            pgbench(postgres, "pgbench-select.sql"),
-            pgbench(postgres, "pgbench-insert.sql"),
-        ]
-    print(table(runs))
+        if not QUICK:
+            print("sign-ins, and GET beside them", file=sys.stderr, flush=True)
+            runs += sign_ins(env, postgres.dsn(DATABASE), token)
+            print("ceilings: /healthz, pgbench", file=sys.stderr, flush=True)
+            with App("service", [CLI, "serve", "--no-migrate"], env, "/readyz") as app:
+                runs.append(measure(app, "healthz", None))
+            runs += [
+                pgbench(postgres, "pgbench-select.sql"),
+                pgbench(postgres, "pgbench-insert.sql"),
+            ]
     out = Path(".data/bench/result.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     machine = {
@@ -367,9 +406,13 @@ def main() -> int:
         "workers": WORKERS,
         "connections": CONNECTIONS,
         "rounds": ROUNDS,
+        "seconds": SECONDS,
     }
     out.write_text(json.dumps({"machine": machine, "runs": [asdict(r) for r in runs]}, indent=2))
-    print(f"\n(also in {out})", file=sys.stderr)
+    out.with_suffix(".svg").write_text(chart(runs))
+    print(table(runs))
+    print(f"\n(also in {out} and, as a chart, {out.with_suffix('.svg')})\n")
+    print(ratios(runs))
     return 0
 
 
