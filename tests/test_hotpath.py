@@ -12,11 +12,11 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.support import bearer, issue_token
 from user_service import hotpath
 from user_service.config import get_settings
 from user_service.http import Json
 from user_service.main import get_app
-from tests.support import bearer, issue_token
 
 IDS = st.one_of(
     st.integers(-2, 5).map(str),
