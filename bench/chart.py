@@ -1,18 +1,12 @@
 """The benchmark as a picture: a grouped horizontal-bar chart, one group per scenario and one bar
-per app, each the median req/s of the app's rounds, as a stand-alone SVG document.
+per app, each the median req/s of the app's rounds, as a stand-alone SVG document (bench/run.py
+writes it beside result.json)."""
 
-`python -m bench.chart [RESULT_JSON] [OUT_SVG]` renders a saved `make bench` result
-(by default .data/bench/result.json to .data/bench/result.svg)."""
-
-import json
 import math
-import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
-SCENARIOS = ["get", "post", "patch", "list", "mix"]
 # Okabe-Ito, which colour-blind readers tell apart; the first app (the service) in the strong blue.
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#999999"]
 # Horizontal bars leave each req/s label room to the right of its bar, however many apps.
@@ -20,7 +14,7 @@ WIDTH, LEFT, RIGHT, BAR = 800, 70, 60, 12
 
 
 def median(values: list[float]) -> float:
-    return sorted(values)[len(values) // 2]  # as bench/run.py takes it
+    return sorted(values)[len(values) // 2]
 
 
 def text(x: float, y: float, body: str, attrs: str = "") -> str:
@@ -100,26 +94,3 @@ def svg(
             "</svg>\n",
         ]
     )
-
-
-def main() -> int:
-    source = Path(sys.argv[1] if len(sys.argv) > 1 else ".data/bench/result.json")
-    target = Path(sys.argv[2] if len(sys.argv) > 2 else ".data/bench/result.svg")
-    result = json.loads(source.read_text())
-    runs: list[dict[str, Any]] = result["runs"]
-    apps = list(dict.fromkeys(r["app"] for r in runs if r["scenario"] in SCENARIOS))
-    scenarios = [s for s in SCENARIOS if any(r["scenario"] == s for r in runs)]
-    machine: dict[str, Any] = result.get("machine", {})
-    note = ", ".join(
-        f"{machine[key]} {name}"
-        for key, name in [("cpus", "CPUs"), ("workers", "workers"), ("connections", "connections")]
-        if key in machine
-    ) + (f"; {machine['rounds']} rounds" if "rounds" in machine else "")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(svg(runs, apps, scenarios, "user-service benchmark: median req/s", note))
-    print(target)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

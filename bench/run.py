@@ -27,7 +27,7 @@ from pathlib import Path
 import asyncpg
 import httpx2
 
-from bench.chart import svg
+from bench.chart import median, svg
 from tests.support import CLI, Postgres, Started, free_port, run_with_connection, terminate
 
 BENCH = Path(__file__).parent
@@ -274,10 +274,6 @@ def apps() -> dict[str, tuple[list[str], str]]:
     return chosen
 
 
-def median(values: list[float]) -> float:
-    return sorted(values)[len(values) // 2]
-
-
 def rounds(runs: list[Run], app: str, scenario: str) -> list[Run]:
     return [r for r in runs if r.app == app and r.scenario == scenario]
 
@@ -341,7 +337,7 @@ def table(runs: list[Run]) -> str:
 def ratios(runs: list[Run]) -> str:
     """The service against the references, a line per scenario: what to read first."""
     lines = [
-        "| Scenario | service req/s | vs yardstick | vs Fastify | p99 ms | Errors |",
+        "| Scenario | service req/s | vs yardstick | vs Fastify | p99 ms, worst round | Errors |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for scenario in SCENARIOS:
