@@ -1,12 +1,13 @@
-"""`make bench`: the service as users run it, against the yardstick app and two ceilings, on
+"""`make bench`: the service as users run it, against reference apps and two ceilings, on
 the same machine in the same run.
 
 A PostgreSQL of its own, seeded with 100,000 users. For each scenario, in rounds: the service
 (`user-service serve`, production settings, a valid token), the service with the token
-check off (bench/without_auth.py), and the yardstick (bench/yardstick.py), each with the
-same worker count, each driven by wrk with 64 connections after a warm-up. Then the server
-stack with no database (GET /healthz) and PostgreSQL itself (pgbench -M prepared, the same
-SELECT by id and INSERT, 64 clients). Prints a table and writes it as JSON.
+check off (bench/without_auth.py), the yardstick (bench/yardstick.py, on granian) and
+Fastify (bench/fastify/app.js), each with the same worker count, each driven by wrk with 64
+connections after a warm-up. Then the server stack with no database (GET /healthz) and
+PostgreSQL itself (pgbench -M prepared, the same SELECT by id and INSERT, 64 clients).
+Prints a table, then the service's ratios; writes them as JSON and a chart.
 
 On a shared machine, throughput drifts by tens of per cent from one minute to the next: the
 apps take turns within each round, each round starting with another app, and a ratio is the
@@ -278,6 +279,10 @@ def rounds(runs: list[Run], app: str, scenario: str) -> list[Run]:
     return [r for r in runs if r.app == app and r.scenario == scenario]
 
 
+def median_round(these: list[Run]) -> Run:
+    return sorted(these, key=lambda run: run.rps)[len(these) // 2]
+
+
 def ratio(runs: list[Run], app: str, scenario: str, base: str, base_scenario: str = "") -> str:
     """The median of `app`'s rounds' ratios to `base`'s in the same round, with their range."""
     bases = {r.round: r.rps for r in rounds(runs, base, base_scenario or scenario)}
@@ -304,7 +309,7 @@ def table(runs: list[Run]) -> str:
     seen = list(dict.fromkeys((r.scenario, r.app) for r in runs))
     for scenario, app in seen:
         these = rounds(runs, app, scenario)
-        r = sorted(these, key=lambda run: run.rps)[len(these) // 2]
+        r = median_round(these)
         cells = [""] * 5
         if app == "service" and scenario in SCENARIOS:
             database = {"get": "select", "post": "insert"}.get(scenario)
@@ -341,9 +346,9 @@ def ratios(runs: list[Run]) -> str:
         "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for scenario in SCENARIOS:
-        these = sorted(rounds(runs, "service", scenario), key=lambda run: run.rps)
+        these = rounds(runs, "service", scenario)
         if these:
-            r = these[len(these) // 2]
+            r = median_round(these)
             lines.append(
                 f"| {scenario} | {r.rps:,.0f} | {ratio(runs, 'service', scenario, 'yardstick')} "
                 f"| {ratio(runs, 'service', scenario, 'Fastify')} "

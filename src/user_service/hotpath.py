@@ -40,13 +40,13 @@ class HotRoute:
         self.route = route
         dependant = route.dependant
         self.guards: list[_Bearer] = []
-        self.json_body = False
+        json_body = False
         self.sources: dict[str, _Source] = {}
         for needed in dependant.dependencies:
             if isinstance(needed.call, _Bearer):
                 self.guards.append(needed.call)
             elif needed.call is JSON_BODY.dependency:
-                self.json_body = True
+                json_body = True  # checked with the body: is_json
             elif needed.call is get_db and needed.name:
                 self.sources[needed.name] = _database
             else:
@@ -57,7 +57,7 @@ class HotRoute:
         self.path_params = dependant.path_params
         self.query_params = dependant.query_params
         [*self.body] = dependant.body_params
-        if len(self.body) > 1 or (self.body and not self.json_body):
+        if len(self.body) > 1 or (self.body and not json_body):
             raise ValueError(f"{route.path}: a hot route takes one JSON body")
 
     async def answer(
