@@ -6,15 +6,19 @@ import logging.config
 import os
 import shutil
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import asyncpg
 
-from . import crypto, database, logs, migrations, server
+from . import crypto, database, logs, mail, migrations, server
 from .auth import tokens
-from .config import Settings, get_settings, get_settings_or_exit
+from .config import Settings, get_settings, get_settings_or_exit, parse_duration
+
+if TYPE_CHECKING:
+    from .accounts.service import Accounts
+    from .context import Context
 
 logger = logging.getLogger("user_service")
 ADMIN_TOKEN_FILE = "admin.token"  # noqa: S105 (a file name)
@@ -104,21 +108,32 @@ def _tokens(settings: Settings, use: Callable[[asyncpg.Connection], Awaitable[T]
         finally:
             await connection.close()
 
+    return _run(run)
+
+
+def _accounts(settings: Settings, use: Callable[["Accounts", "Context"], Awaitable[T]]) -> T:
+    """Run `use` with an accounts service of this command's own, acting as the CLI: an
+    operator's action from the command line is the same call as from the console."""
+    # Imported this late for the reason _known_scopes gives.
+    from .accounts.service import Accounts
+    from .context import CLI
+
+    async def run() -> T:
+        async with database.connect(settings) as db:
+            cipher = crypto.Cipher(crypto.secret_key(settings))
+            outbox = mail.Sender(db, settings, cipher)
+            return await use(Accounts.build(db, settings, cipher, outbox), CLI)
+
+    return _run(run)
+
+
+def _run(run: Callable[[], Coroutine[Any, Any, T]]) -> T:
     try:
         return asyncio.run(run())
     except tokens.TokenError as exc:
         sys.exit(f"user-service: {exc}")
     except asyncpg.UndefinedTableError:
         sys.exit("user-service: the database has no api_tokens table; run user-service migrate")
-
-
-async def _audit(
-    connection: asyncpg.Connection, kind: str, user_id: int | None, **details: Any
-) -> None:
-    # Imported this late for the reason _known_scopes gives.
-    from .audit.repository import Context, record
-
-    await record(connection, Context("cli", None, None), kind, user_id, **details)
 
 
 def _scopes(value: str) -> list[str]:
@@ -137,10 +152,12 @@ def _known_scopes() -> dict[str, str]:
 
 
 def _duration(value: str) -> timedelta:
-    try:
-        return tokens.parse_duration(value)
-    except tokens.TokenError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+    duration = parse_duration(value)
+    if not duration:  # none, or zero
+        raise argparse.ArgumentTypeError(
+            f"expected a duration such as 90d, 12h or 30m, not {value!r}"
+        )
+    return duration
 
 
 def _token_name(value: str) -> str:
@@ -158,13 +175,12 @@ def _create_token(args: argparse.Namespace, settings: Settings) -> None:
             f"choose from {', '.join(known)}"
         )
 
-    async def create(connection: asyncpg.Connection) -> str:
-        async with connection.transaction():
-            token = await tokens.create(connection, args.name, args.scopes, args.expires_in)
-            await _audit(connection, "api_token.created", None, name=args.name)
-        return token
-
-    token = _tokens(settings, create)
+    token = _accounts(
+        settings,
+        lambda accounts, cli: accounts.create_token(
+            cli, name=args.name, scopes=args.scopes, expires_in=args.expires_in
+        ),
+    )
     print(token)  # alone on stdout, so that scripts can capture it
     expiry = "never"
     if args.expires_in:
@@ -175,7 +191,7 @@ def _create_token(args: argparse.Namespace, settings: Settings) -> None:
 def _list_tokens(args: argparse.Namespace, settings: Settings) -> None:
     rows = [("NAME", "SCOPES", "CREATED", "EXPIRES", "LAST USED", "STATUS")]
     now = datetime.now(UTC)
-    for info in _tokens(settings, tokens.list_all):
+    for info in _accounts(settings, lambda accounts, _: accounts.api_tokens()):
         if info.revoked_at:
             status = "revoked"
         elif info.expires_at and info.expires_at <= now:
@@ -204,14 +220,7 @@ def _when(moment: datetime | None, default: str = "") -> str:
 
 
 def _revoke_token(args: argparse.Namespace, settings: Settings) -> None:
-    async def revoke(connection: asyncpg.Connection) -> bool:
-        async with connection.transaction():
-            revoked = await tokens.revoke(connection, args.name)
-            if revoked:
-                await _audit(connection, "api_token.revoked", None, name=args.name)
-        return revoked
-
-    if not _tokens(settings, revoke):
+    if not _accounts(settings, lambda accounts, cli: accounts.revoke_token(cli, args.name)):
         sys.exit(f"user-service: no live token is named {args.name!r}")
     logger.info("Revoked token %r; it stops working within a second", args.name)
 
@@ -229,8 +238,6 @@ def _rotate_keys(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def _set_scopes(args: argparse.Namespace, settings: Settings) -> None:
-    from .accounts import repository
-
     known = _known_scopes()
     unknown = [scope for scope in args.scopes if scope not in known]
     if unknown:
@@ -238,16 +245,10 @@ def _set_scopes(args: argparse.Namespace, settings: Settings) -> None:
             f"user-service: unknown scope {', '.join(unknown)}; choose from {', '.join(known)}"
         )
 
-    async def change(connection: asyncpg.Connection) -> list[str] | None:
-        async with connection.transaction():
-            account = await repository.by_email(connection, args.email)
-            scopes = await repository.set_scopes(connection, args.email, args.scopes, add=args.add)
-            if account is not None:
-                kind = "scopes.granted" if args.add else "scopes.revoked"
-                await _audit(connection, kind, account["user_id"], scopes=args.scopes)
-        return scopes
-
-    scopes = _tokens(settings, change)
+    scopes = _accounts(
+        settings,
+        lambda accounts, cli: accounts.set_scopes(cli, args.email, args.scopes, add=args.add),
+    )
     if scopes is None:
         sys.exit(f"user-service: no account has the email address {args.email}")
     logger.info(

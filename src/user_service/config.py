@@ -25,14 +25,20 @@ from sqlalchemy.exc import ArgumentError
 DEFAULT_DATABASE = "user_service"
 POSTGRES_DRIVERS = ("postgresql", "postgres", "postgresql+asyncpg")
 
+_DURATION = re.compile(r"(\d+)([smhdw]?)")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
+def parse_duration(text: str) -> timedelta | None:
+    """`900` (seconds), `45s`, `15m`, `24h`, `30d` or `2w`; None if `text` is none of these."""
+    match = _DURATION.fullmatch(text.strip())
+    return timedelta(**{_UNITS[match[2] or "s"]: int(match[1])}) if match else None
+
+
 def _duration(value: object) -> object:
-    # 900 (seconds), 15m, 24h, 30d, 2w; anything else is left to pydantic (ISO 8601: PT15M).
-    if isinstance(value, str) and (match := re.fullmatch(r"(\d+)([smhdw]?)", value.strip())):
-        return timedelta(**{_UNITS[match[2] or "s"]: int(match[1])})
-    return value
+    # Anything else is left to pydantic (ISO 8601: PT15M).
+    parsed = parse_duration(value) if isinstance(value, str) else None
+    return value if parsed is None else parsed
 
 
 Duration = Annotated[timedelta, BeforeValidator(_duration)]

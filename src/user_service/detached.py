@@ -4,21 +4,25 @@ and the next one starts as soon, whatever the work does (for flows that must not
 known email address from an unknown one). The worker finishes the work before it stops."""
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from fastapi import BackgroundTasks, FastAPI, Request
 
+Work = Coroutine[Any, Any, None]
 
-def after_answer(
-    request: Request, answer: BackgroundTasks, work: Coroutine[Any, Any, None]
-) -> None:
-    """Start `work` once `answer` has gone out (not before: it would share the time the
+
+def after_answer(request: Request, answer: BackgroundTasks) -> Callable[[Work], Awaitable[None]]:
+    """What starts work once `answer` has gone out (not before: it would share the time the
     answer takes), without holding the connection while it runs."""
-    answer.add_task(_start, request, work)
+
+    async def later(work: Work) -> None:
+        answer.add_task(_start, request, work)
+
+    return later
 
 
-async def _start(request: Request, work: Coroutine[Any, Any, None]) -> None:
+async def _start(request: Request, work: Work) -> None:
     # async: Starlette runs a plain function in a thread, where there is no event loop.
     running: set[asyncio.Task[None]] = request.app.state.detached
     task = asyncio.get_running_loop().create_task(work)

@@ -1,6 +1,7 @@
 """One error mechanism: every error leaves as an RFC 9457 problem (application/problem+json)."""
 
 import logging
+from collections.abc import Iterable, Sequence
 from http import HTTPStatus
 from typing import Any, cast
 
@@ -58,6 +59,17 @@ class NotFoundError(AppError):
     status_code = HTTPStatus.NOT_FOUND
 
 
+class InvalidInputError(AppError):
+    """A field that the schema let through and a later rule refused (a weak password, a
+    cursor of another sort): answered as a validation error is, naming the field."""
+
+    status_code = HTTPStatus.UNPROCESSABLE_ENTITY
+
+    def __init__(self, loc: tuple[str | int, ...], msg: str) -> None:
+        self.errors = [{"loc": loc, "msg": msg, "type": "value_error"}]
+        super().__init__(_invalid([loc]))
+
+
 def problem(
     status: int,
     detail: str,
@@ -91,8 +103,14 @@ def _describe(error: Any) -> FieldError:
     return FieldError(loc=list(error["loc"]), msg=error["msg"], type=error["type"])
 
 
+def _invalid(fields: Iterable[Sequence[str | int]]) -> str:
+    return "Invalid request: " + ", ".join(".".join(map(str, loc)) for loc in fields)
+
+
 async def _app_error(request: Request, exc: Exception) -> JSONResponse:
     exc = cast(AppError, exc)  # the handler for AppError: Starlette types it as Exception
+    if isinstance(exc, InvalidInputError):
+        return await _validation_error(request, RequestValidationError(exc.errors))
     return problem(exc.status_code, exc.detail, exc.headers, exc.type)
 
 
@@ -120,10 +138,9 @@ def _allowed_methods(request: Request) -> list[str]:
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     exc = cast(RequestValidationError, exc)
     errors = [_describe(error) for error in exc.errors()]
-    fields = ", ".join(".".join(map(str, error.loc)) for error in errors)
     return problem(
         HTTPStatus.UNPROCESSABLE_ENTITY,
-        f"Invalid request: {fields}",
+        _invalid(error.loc for error in errors),
         errors=[error.model_dump() for error in errors],
     )
 

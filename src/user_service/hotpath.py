@@ -25,7 +25,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Match
 from starlette.types import Message, Receive, Scope, Send
 
-from .auth.guard import _Bearer
+from .auth.guard import Bearer
 from .database import get_db
 from .http import JSON_BODY, is_json
 
@@ -39,11 +39,11 @@ class HotRoute:
     def __init__(self, route: APIRoute) -> None:
         self.route = route
         dependant = route.dependant
-        self.guards: list[_Bearer] = []
+        self.guards: list[Bearer] = []
         json_body = False
         self.sources: dict[str, _Source] = {}
         for needed in dependant.dependencies:
-            if isinstance(needed.call, _Bearer):
+            if isinstance(needed.call, Bearer):
                 self.guards.append(needed.call)
             elif needed.call is JSON_BODY.dependency:
                 json_body = True  # checked with the body: is_json

@@ -48,6 +48,12 @@ class BodySizeLimit:
         return f"The request body is larger than {self.max_bytes} bytes."
 
 
+def client_address(request: Request) -> str | None:
+    """The client's address: the peer's, or the one a trusted proxy forwarded (the server
+    resolves X-Forwarded-For from APP_FORWARDED_ALLOW_IPS)."""
+    return request.client.host if request.client else None
+
+
 def is_json(content_type: str | None) -> bool:
     """Whether a body of this Content-Type is JSON (one without is parsed as JSON, as
     FastAPI does)."""

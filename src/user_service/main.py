@@ -1,6 +1,7 @@
 """The application factory: plumbing, then every feature module found by entry point."""
 
 import asyncio
+import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator
@@ -25,7 +26,8 @@ READ_METRICS = guard.require("metrics:read", "Read /metrics (unless METRICS_PUBL
 
 def load_modules(app: FastAPI | None = None) -> list[ModuleType]:
     """Import every feature module registered under `user_service.modules`; mount each
-    on `app` through its `init_app(app)` when given."""
+    on `app` through its `init_app(app)` when given. A module may also have a `lifespan(app,
+    settings)`: a context manager the app enters at startup, in this order."""
     modules = []
     for entry_point in sorted(entry_points(group=MODULES_GROUP), key=lambda ep: ep.name):
         logger.info("Loading module: %s", entry_point.name)
@@ -34,6 +36,8 @@ def load_modules(app: FastAPI | None = None) -> list[ModuleType]:
         if app is not None and init_app is not None:
             init_app(app)
         modules.append(module)
+    if app is not None:
+        app.state.modules = modules
     return modules
 
 
@@ -51,10 +55,13 @@ def mount(app: FastAPI, router: APIRouter) -> None:
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = get_settings()
-    async with database.connect(settings) as db:
+    async with database.connect(settings) as db, contextlib.AsyncExitStack() as modules:
         app.state.db = db
         app.state.cipher = crypto.Cipher(crypto.secret_key(settings))
         app.state.mail = mail.Sender(db, settings, app.state.cipher)
+        for module in app.state.modules:
+            if hasattr(module, "lifespan"):
+                await modules.enter_async_context(module.lifespan(app, settings))
         sender = asyncio.create_task(app.state.mail.run()) if settings.mail_sender else None
         reporter = asyncio.create_task(observability.report_pool(db.pool))
         # What exists now lives as long as the worker. Frozen, the garbage collector's full

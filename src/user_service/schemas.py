@@ -5,6 +5,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+MAX_ID = 2**63 - 1  # ids are PostgreSQL bigints
+
 # C0 and C1 control characters (NUL included).
 _CONTROL = r"\x00-\x1f\x7f-\x9f"
 # ... and lone surrogates, which PostgreSQL cannot store as UTF-8 text either.

@@ -240,6 +240,18 @@ async def live_sessions(db: Runner, user_id: int) -> list[asyncpg.Record]:
     )
 
 
+async def visitor(db: Runner, session_id: UUID) -> asyncpg.Record | None:
+    """The account signed in to this session, while the session is live and the account
+    enabled; the session's last use is recorded."""
+    return await db.fetchrow(
+        "UPDATE auth_sessions s SET last_used_at = now() FROM accounts a JOIN users u "
+        "ON u.id = a.user_id WHERE s.id = $1 AND a.user_id = s.user_id "
+        "AND s.revoked_at IS NULL AND s.expires_at > now() AND a.disabled_at IS NULL "
+        "RETURNING s.id AS session_id, a.user_id, a.email, a.scopes, u.nickname",
+        session_id,
+    )
+
+
 async def session_scopes(db: Runner, session_id: UUID, user_id: int) -> list[str] | None:
     """The scopes of the session's account while the session is live and the account
     enabled; None once it is not. Called at most once a second per token and worker."""
@@ -254,6 +266,16 @@ async def session_scopes(db: Runner, session_id: UUID, user_id: int) -> list[str
 
 
 # Operators' changes (the console)
+
+
+async def operator_view(db: Runner, user_id: int) -> asyncpg.Record | None:
+    """A user as operators see it: with its account's state, if it has an account."""
+    return await db.fetchrow(
+        "SELECT u.id, u.nickname, u.created_at, a.user_id IS NOT NULL AS has_account, a.email, "
+        "a.email_verified_at, a.last_sign_in_at, a.disabled_at, a.scopes "
+        "FROM users u LEFT JOIN accounts a ON a.user_id = u.id WHERE u.id = $1",
+        user_id,
+    )
 
 
 async def prove_email(connection: Connection, user_id: int, email: str) -> None:

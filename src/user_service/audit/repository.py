@@ -1,38 +1,19 @@
-"""All SQL for the audit log, and who-did-it as each event records it."""
+"""All SQL for the audit log."""
 
 import json
-from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
-from fastapi import Request
 
-from .. import logs
+from ..context import Context
 from ..database import Connection, Database
-
-
-@dataclass(frozen=True, slots=True)
-class Context:
-    """Who acts, from where, in which request."""
-
-    actor: str
-    client_address: str | None
-    request_id: str | None
-
-
-def context(request: Request, actor: str | None = None) -> Context:
-    """The request's context; the actor is the authenticated caller unless named."""
-    if actor is None:
-        principal = getattr(request.state, "principal", None)
-        actor = principal.name if principal is not None else "anonymous"
-    address = request.client.host if request.client else None
-    return Context(actor, address, logs.request_id.get())
+from .kinds import Kind
 
 
 async def record(
     db: Database | Connection,
     context: Context,
-    kind: str,
+    kind: Kind,
     subject_user_id: int | None,
     **details: Any,
 ) -> None:
@@ -49,17 +30,29 @@ async def record(
     )
 
 
-async def list_after(
-    db: Database, *, after: int, limit: int, user_id: int | None, kind: str | None
+_EVENTS = (
+    "SELECT id, at, kind, actor, subject_user_id, client_address, request_id, details "
+    "FROM audit_events WHERE ($2::bigint IS NULL OR subject_user_id = $2) "
+    "AND ($3::text IS NULL OR kind = $3) "
+)
+_NEWEST = _EVENTS + "AND id < $1 ORDER BY id DESC LIMIT $4"
+_OLDEST = _EVENTS + "AND id > $1 ORDER BY id LIMIT $4"
+
+
+async def events(
+    db: Database,
+    *,
+    after: int | None,
+    limit: int,
+    user_id: int | None = None,
+    kind: str | None = None,
+    newest_first: bool = False,
 ) -> tuple[list[asyncpg.Record], bool]:
-    """Up to `limit` events with ids above `after`, oldest first; and whether more follow."""
-    rows = await db.fetch(
-        "SELECT id, at, kind, actor, subject_user_id, client_address, request_id, details "
-        "FROM audit_events WHERE id > $1 AND ($2::bigint IS NULL OR subject_user_id = $2) "
-        "AND ($3::text IS NULL OR kind = $3) ORDER BY id LIMIT $4",
-        after,
-        user_id,
-        kind,
-        limit + 1,
-    )
+    """Up to `limit` events past the one with id `after` (from the start when None), oldest
+    or newest first, only those about `user_id` or of `kind` when given; and whether more
+    follow."""
+    # From the start: past the largest bigint, or below the smallest id.
+    start = after if after is not None else (2**63 - 1 if newest_first else 0)
+    query = _NEWEST if newest_first else _OLDEST
+    rows = await db.fetch(query, start, user_id, kind, limit + 1)
     return rows[:limit], len(rows) > limit

@@ -9,10 +9,10 @@ from .. import errors
 from ..auth.guard import require
 from ..database import Db
 from ..http import Json
+from ..schemas import MAX_ID
 from . import repository
 
 READ = require("audit:read", "Read the audit log of security events.")
-MAX_ID = 2**63 - 1
 
 router = APIRouter(prefix="/audit", tags=["audit"], responses=errors.responses(401, 403, 429))
 
@@ -46,8 +46,6 @@ async def list_events(
     ] = None,
 ) -> Json:
     """Security events, oldest first; pass `next_cursor` as `after` for the next page."""
-    rows, more = await repository.list_after(
-        db, after=after, limit=limit, user_id=user_id, kind=kind
-    )
+    rows, more = await repository.events(db, after=after, limit=limit, user_id=user_id, kind=kind)
     items = [Event(**{**row, "details": json.loads(row["details"])}) for row in rows]  # type: ignore[typeddict-item]
     return Json(EventPage(items=items, next_cursor=items[-1]["id"] if more else None))

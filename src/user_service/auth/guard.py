@@ -15,7 +15,9 @@ from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
 from fastapi.security.base import SecurityBase
 
 from ..config import Settings
+from ..crypto import digest
 from ..errors import RETRY_AFTER_SECONDS, AppError
+from ..http import client_address
 from . import tokens
 from .limits import FailureLimit
 from .oidc import InvalidTokenError, JwtVerifier, ProviderUnavailableError
@@ -103,7 +105,7 @@ class Authenticator:
         self._checking: dict[bytes, asyncio.Future[Principal]] = {}
 
     async def authenticate(self, request: Request) -> Principal:
-        address = request.client.host if request.client else "unknown"
+        address = client_address(request) or "unknown"
         # Refused before the token is looked at: a blocked guesser learns nothing more.
         retry_after = self.failures.retry_after(address)
         if retry_after is not None:
@@ -123,7 +125,7 @@ class Authenticator:
         return principal
 
     async def _verify(self, request: Request, token: str) -> Principal:
-        key = tokens.digest(token)
+        key = digest(token)
         cached = self._verified.get(key)
         if cached is not None and time.monotonic() - cached[0] < CACHE_SECONDS:
             return cached[1]
@@ -170,7 +172,7 @@ def _jwt_scopes(claims: dict[str, Any]) -> frozenset[str]:
     return frozenset(scopes.split() if isinstance(scopes, str) else map(str, scopes))
 
 
-class _Bearer(SecurityBase):
+class Bearer(SecurityBase):
     """The dependency behind `require`; being a SecurityBase, OpenAPI documents it."""
 
     def __init__(self, scope: str) -> None:
@@ -193,7 +195,7 @@ class _Bearer(SecurityBase):
 def require(scope: str, description: str) -> Any:
     """A route dependency: the caller's token must grant `scope`."""
     SCOPES[scope] = description
-    return Security(_Bearer(scope), scopes=[scope])
+    return Security(Bearer(scope), scopes=[scope])
 
 
 def install(app: Any, settings: Settings) -> None:

@@ -1,8 +1,5 @@
 """API tokens: random secrets of which only a SHA-256 hash is stored, each granting scopes."""
 
-import hashlib
-import re
-import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -21,7 +18,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 
-from ..database import Database, metadata
+from ..crypto import digest, new_token
+from ..database import Connection, Database, metadata
 
 # Marks our tokens apart from JWTs, and lets secret scanners recognise a leaked one.
 PREFIX = "ust_"
@@ -44,9 +42,6 @@ api_tokens = Table(
     ),
 )
 
-_DURATION = re.compile(r"(\d+)([smhdw])")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
 
 class TokenError(ValueError):
     """A token operation that cannot be done as asked; the message says why."""
@@ -62,26 +57,14 @@ class TokenInfo:
     revoked_at: datetime | None
 
 
-def digest(token: str) -> bytes:
-    return hashlib.sha256(token.encode()).digest()
-
-
-def parse_duration(value: str) -> timedelta:
-    """`90d`, `12h`, `30m`, `45s` or `2w` as a timedelta."""
-    match = _DURATION.fullmatch(value.strip())
-    if not match or int(match[1]) == 0:
-        raise TokenError(f"expected a duration such as 90d, 12h or 30m, not {value!r}")
-    return timedelta(**{_UNITS[match[2]]: int(match[1])})
-
-
 async def create(
-    connection: asyncpg.Connection,
+    connection: Connection,
     name: str,
     scopes: list[str],
     expires_in: timedelta | None = None,
 ) -> str:
     """Store a new token's hash; the token itself, which exists nowhere else."""
-    token = PREFIX + secrets.token_urlsafe(32)
+    token = new_token(PREFIX)
     try:
         await connection.execute(
             "INSERT INTO api_tokens (name, token_hash, scopes, expires_at) "
@@ -96,7 +79,7 @@ async def create(
     return token
 
 
-async def list_all(connection: asyncpg.Connection) -> list[TokenInfo]:
+async def list_all(connection: Connection | Database) -> list[TokenInfo]:
     rows = await connection.fetch(
         "SELECT name, scopes, created_at, expires_at, last_used_at, revoked_at "
         "FROM api_tokens ORDER BY created_at, id"
@@ -104,7 +87,7 @@ async def list_all(connection: asyncpg.Connection) -> list[TokenInfo]:
     return [TokenInfo(**row) for row in rows]
 
 
-async def revoke(connection: asyncpg.Connection, name: str) -> bool:
+async def revoke(connection: Connection, name: str) -> bool:
     """Revoke the live token of this name; whether there was one."""
     revoked: bool | None = await connection.fetchval(
         "UPDATE api_tokens SET revoked_at = now() "
@@ -114,7 +97,7 @@ async def revoke(connection: asyncpg.Connection, name: str) -> bool:
     return bool(revoked)
 
 
-async def is_live(connection: asyncpg.Connection, token: str) -> bool:
+async def is_live(connection: Connection, token: str) -> bool:
     """The token exists, is not revoked and has not expired."""
     live: bool = await connection.fetchval(
         "SELECT EXISTS (SELECT FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL "

@@ -1,6 +1,6 @@
 """Everyone's pages: sign up, verify, sign in and out, forgot and reset the password, and
 my account (name, email, password, sessions, deletion). The emails' links land here.
-Each form goes through the same flows, throttles and audit events as the API."""
+Each form is one call on the accounts service, as the API's routes are."""
 
 from typing import Annotated
 from uuid import UUID
@@ -8,11 +8,9 @@ from uuid import UUID
 from fastapi import APIRouter, BackgroundTasks, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 
-from .. import detached
-from ..accounts import repository as accounts
 from ..accounts import schemas
-from ..accounts.router import client_address, get_accounts, user_agent
-from ..audit.repository import context
+from ..accounts.service import of
+from ..context import from_request
 from ..errors import AppError
 from . import web
 
@@ -48,14 +46,14 @@ async def _home(
     failed: AppError | RequestValidationError | None = None,
     **context: str,
 ) -> Response:
-    flows = get_accounts(request)
+    accounts = of(request)
     status, error, headers = web.describe(failed) if failed else (200, "", {})
     response = web.render(
         request,
         "account/home.html",
         status,
-        account=await accounts.by_id(flows.db, me.user_id),
-        sessions=await accounts.live_sessions(flows.db, me.user_id),
+        account=await accounts.me(me.user_id),
+        sessions=await accounts.sessions(me.user_id),
         error=error,
         **context,
     )
@@ -71,20 +69,17 @@ async def sign_in_page(request: Request, next: str = "/account") -> Response:
 @router.post("/sign-in")
 async def sign_in(request: Request) -> Response:
     data = await web.form(request)
-    flows = get_accounts(request)
     email, target = str(data.get("email", "")), _next(str(data.get("next", "")))
     try:
-        await flows.limit_address("login", client_address(request))
-        _, session_id = await flows.sign_in(
-            context(request, "anonymous"),
+        opened = await of(request).sign_in(
+            from_request(request, "anonymous"),
             email=email,
             password=str(data.get("password", "")),
-            user_agent=user_agent(request),
         )
     except Failed as exc:
         return web.again(request, "account/sign-in.html", exc, next=target, email=email)
     response = web.redirect(request, target)
-    web.remember(request, response, session_id)
+    web.remember(request, response, opened.session_id)
     return response
 
 
@@ -93,7 +88,7 @@ async def sign_out(request: Request) -> Response:
     await web.form(request)
     me = await web.visitor(request)
     if me is not None:
-        await get_accounts(request).end_session(context(request), me.user_id, me.session_id)
+        await of(request).end_session(from_request(request), me.user_id, me.session_id)
     response = web.redirect(request, "/account/sign-in")
     web.forget(response)
     return response
@@ -107,26 +102,18 @@ async def sign_up_page(request: Request) -> Response:
 @router.post("/sign-up")
 async def sign_up(request: Request, answer: BackgroundTasks) -> Response:
     data = await web.form(request)
-    flows = get_accounts(request)
     try:
         body = web.parse(schemas.Register, data)
-        await flows.limit_address("register", client_address(request))
-        password_hash = await flows.new_password(body.password, email=body.email, name=body.name)
+        await of(request).register(
+            from_request(request, "anonymous", answer),
+            email=body.email,
+            password=body.password,
+            name=body.name,
+        )
     except Failed as exc:
         return web.again(
             request, "account/sign-up.html", exc, email=data.get("email"), name=data.get("name")
         )
-    # As in the API: the rest after the answer, which is the same for a taken address.
-    detached.after_answer(
-        request,
-        answer,
-        flows.register(
-            context(request, "anonymous"),
-            email=body.email,
-            password_hash=password_hash,
-            name=body.name,
-        ),
-    )
     return web.render(request, "account/check-inbox.html", email=body.email)
 
 
@@ -139,11 +126,9 @@ async def verify_page(request: Request, token: Token = "") -> Response:
 @router.post("/verify")
 async def verify(request: Request) -> Response:
     data = await web.form(request)
-    flows = get_accounts(request)
     try:
         body = web.parse(schemas.TokenIn, data)
-        await flows.limit_address("verify", client_address(request))
-        await flows.verify(context(request, "anonymous"), body.token)
+        await of(request).verify(from_request(request, "anonymous"), body.token)
     except Failed as exc:
         return web.again(request, "account/verify.html", exc, token=data.get("token"))
     return web.render(request, "account/verified.html")
@@ -157,13 +142,11 @@ async def forgot_page(request: Request) -> Response:
 @router.post("/forgot-password")
 async def forgot(request: Request, answer: BackgroundTasks) -> Response:
     data = await web.form(request)
-    flows = get_accounts(request)
     try:
         body = web.parse(schemas.EmailIn, data)
-        await flows.limit_address("forgot", client_address(request))
+        await of(request).forgot(from_request(request, "anonymous", answer), body.email)
     except Failed as exc:
         return web.again(request, "account/forgot.html", exc, email=data.get("email"))
-    detached.after_answer(request, answer, flows.forgot(body.email))
     return web.render(request, "account/check-inbox.html", email=body.email, reset=True)
 
 
@@ -175,11 +158,9 @@ async def reset_page(request: Request, token: Token = "") -> Response:
 @router.post("/reset-password")
 async def reset(request: Request) -> Response:
     data = await web.form(request)
-    flows = get_accounts(request)
     try:
         body = web.parse(schemas.ResetPassword, data)
-        await flows.limit_address("forgot", client_address(request))
-        await flows.reset(context(request, "anonymous"), body.token, body.password)
+        await of(request).reset(from_request(request, "anonymous"), body.token, body.password)
     except Failed as exc:
         return web.again(request, "account/reset.html", exc, token=data.get("token"))
     return web.redirect(request, "/account/sign-in?reset=1")
@@ -193,7 +174,7 @@ async def rename(request: Request) -> Response:
         body = web.parse(schemas.Rename, data)
     except Failed as exc:
         return await _home(request, me, exc)
-    await accounts.rename(get_accounts(request).db, me.user_id, body.name)
+    await of(request).rename_me(from_request(request), me.user_id, body.name)
     return web.redirect(request, "/account?done=renamed")
 
 
@@ -203,8 +184,8 @@ async def change_email(request: Request) -> Response:
     data = await web.form(request)
     try:
         body = web.parse(schemas.ChangeEmail, data)
-        await get_accounts(request).change_email(
-            context(request), me.user_id, body.current_password, body.email
+        await of(request).change_email(
+            from_request(request), me.user_id, body.current_password, body.email
         )
     except Failed as exc:
         return await _home(request, me, exc)
@@ -217,8 +198,12 @@ async def change_password(request: Request) -> Response:
     data = await web.form(request)
     try:
         body = web.parse(schemas.ChangePassword, data)
-        await get_accounts(request).change_password(
-            context(request), me.user_id, me.session_id, body.current_password, body.new_password
+        await of(request).change_password(
+            from_request(request),
+            me.user_id,
+            me.session_id,
+            body.current_password,
+            body.new_password,
         )
     except Failed as exc:
         return await _home(request, me, exc)
@@ -229,7 +214,7 @@ async def change_password(request: Request) -> Response:
 async def end_session(request: Request, session_id: Annotated[UUID, Path()]) -> Response:
     me = await web.signed_in(request)
     await web.form(request)
-    await get_accounts(request).end_session(context(request), me.user_id, session_id)
+    await of(request).end_session(from_request(request), me.user_id, session_id)
     if session_id == me.session_id:
         response = web.redirect(request, "/account/sign-in")
         web.forget(response)
@@ -245,7 +230,7 @@ async def delete(request: Request) -> Response:
         if data.get("confirm") != "delete":
             raise web.InvalidFormError("Tick the box to confirm that the account goes for good.")
         body = web.parse(schemas.ConfirmPassword, data)
-        await get_accounts(request).delete(context(request), me.user_id, body.current_password)
+        await of(request).delete_me(from_request(request), me.user_id, body.current_password)
     except Failed as exc:
         return await _home(request, me, exc)
     response = web.render(request, "account/deleted.html")

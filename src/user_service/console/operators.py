@@ -6,7 +6,7 @@ operator as its actor."""
 import json
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Path, Query, Request, Response
@@ -14,17 +14,18 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, BeforeValidator, Field, StringConstraints
 
 from .. import errors
-from ..accounts import repository as accounts
-from ..accounts.router import get_accounts
 from ..accounts.schemas import Email, EmailIn
-from ..audit.repository import Context, context
+from ..accounts.service import of
+from ..audit import repository as audit_log
+from ..audit.kinds import KINDS, Kind
 from ..auth.guard import SCOPES
 from ..auth.tokens import TokenError
+from ..context import from_request
 from ..database import Db
 from ..errors import AppError
-from ..schemas import InputModel, PrintableStr
+from ..schemas import MAX_ID, InputModel, PrintableStr
 from ..users import repository as users
-from ..users.router import MAX_ID, cursor_after, cursor_position
+from ..users.pagination import cursor_after, cursor_position
 from ..users.schemas import Name, Search, Sort, UserUpdate
 from . import charts, repository, web
 
@@ -37,33 +38,6 @@ Failed = (AppError, RequestValidationError)
 
 UserId = Annotated[int, Path(ge=1, le=MAX_ID)]
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
-
-# Every kind of audit event, for the audit page's filter.
-Kind = Literal[
-    "account.registered",
-    "account.deleted",
-    "email.verified",
-    "email.change_requested",
-    "signin.succeeded",
-    "signin.failed",
-    "password.confirm_failed",
-    "password.changed",
-    "password.reset",
-    "session.revoked",
-    "scopes.granted",
-    "scopes.revoked",
-    "api_token.created",
-    "api_token.revoked",
-    "user.created",
-    "user.invited",
-    "user.renamed",
-    "user.deleted",
-    "user.disabled",
-    "user.enabled",
-    "user.sessions_revoked",
-    "user.email_changed_by_admin",
-    "user.reset_sent",
-]
 
 # What a redirect after a change says: by code, so that a link cannot put words on the page.
 DONE = {
@@ -119,15 +93,6 @@ class NewToken(InputModel):
 
 class RevokeToken(InputModel):
     name: TokenName
-
-
-def _as(request: Request, me: web.Visitor) -> Context:
-    """The operator as the actor of the change they make."""
-    return context(request, f"user:{me.user_id}")
-
-
-def _not_found(user_id: int) -> errors.NotFoundError:
-    return errors.NotFoundError(f"User {user_id} does not exist.")
 
 
 # Overview
@@ -191,15 +156,15 @@ async def new_user_page(request: Request) -> Response:
 
 @router.post("/users/new")
 async def new_user(request: Request, db: Db) -> Response:
-    me = await web.operator(request, WRITE)
+    await web.operator(request, WRITE)
     data = await web.form(request)
     try:
         body = web.parse(NewUser, data)
         if body.email is None:
-            user_id = (await users.create(db, _as(request, me), nickname=body.name))["id"]
+            user_id = (await of(request).create_user(from_request(request), name=body.name))["id"]
         else:
-            user_id = await get_accounts(request).invite(
-                _as(request, me), name=body.name, email=body.email
+            user_id = await of(request).invite(
+                from_request(request), name=body.name, email=body.email
             )
     except Failed as exc:
         return web.again(
@@ -222,11 +187,9 @@ async def _user(
     failed: AppError | RequestValidationError | None = None,
     **context: str,
 ) -> Response:
-    db = request.app.state.db
-    user = await repository.user(db, user_id)
-    if user is None:
-        raise _not_found(user_id)
-    sessions = await accounts.live_sessions(db, user_id) if user["has_account"] else []
+    accounts = of(request)
+    user = await accounts.user(user_id)
+    sessions = await accounts.sessions(user_id) if user["has_account"] else []
     status, error, headers = web.describe(failed) if failed else (200, "", {})
     response = web.render(
         request, "console/user.html", status, user=user, sessions=sessions, error=error, **context
@@ -241,24 +204,23 @@ def _done(user_id: int, what: str) -> str:
 
 @router.post("/users/{user_id}/name")
 async def rename(request: Request, user_id: UserId, db: Db) -> Response:
-    me = await web.operator(request, WRITE)
+    await web.operator(request, WRITE)
     data = await web.form(request)
     try:
         body = web.parse(UserUpdate, data)
     except Failed as exc:
         return await _user(request, user_id, exc)
-    if await users.rename(db, _as(request, me), user_id=user_id, nickname=body.name) is None:
-        raise _not_found(user_id)
+    await of(request).rename_user(from_request(request), user_id, body.name)
     return web.redirect(request, _done(user_id, "renamed"))
 
 
 @router.post("/users/{user_id}/email")
 async def change_email(request: Request, user_id: UserId) -> Response:
-    me = await web.operator(request, WRITE)
+    await web.operator(request, WRITE)
     data = await web.form(request)
     try:
         body = web.parse(EmailIn, data)
-        await get_accounts(request).replace_email(_as(request, me), user_id, body.email)
+        await of(request).replace_email(from_request(request), user_id, body.email)
     except Failed as exc:
         return await _user(request, user_id, exc)
     return web.redirect(request, _done(user_id, "email"))
@@ -282,15 +244,15 @@ async def disable(request: Request, user_id: UserId) -> Response:
     me = await web.operator(request, WRITE)
     await web.form(request)
     _not_yourself(me, user_id)
-    await get_accounts(request).set_disabled(_as(request, me), user_id, True)
+    await of(request).set_disabled(from_request(request), user_id, True)
     return web.redirect(request, _done(user_id, "disabled"))
 
 
 @router.post("/users/{user_id}/enable")
 async def enable(request: Request, user_id: UserId) -> Response:
-    me = await web.operator(request, WRITE)
+    await web.operator(request, WRITE)
     await web.form(request)
-    await get_accounts(request).set_disabled(_as(request, me), user_id, False)
+    await of(request).set_disabled(from_request(request), user_id, False)
     return web.redirect(request, _done(user_id, "enabled"))
 
 
@@ -298,34 +260,32 @@ async def enable(request: Request, user_id: UserId) -> Response:
 async def end_session(
     request: Request, user_id: UserId, session_id: Annotated[UUID, Path()]
 ) -> Response:
-    me = await web.operator(request, WRITE)
+    await web.operator(request, WRITE)
     await web.form(request)
-    await get_accounts(request).end_session(_as(request, me), user_id, session_id)
+    await of(request).end_session(from_request(request), user_id, session_id)
     return web.redirect(request, _done(user_id, "signed-out"))
 
 
 @router.post("/users/{user_id}/sessions/end")
 async def end_sessions(request: Request, user_id: UserId) -> Response:
-    me = await web.operator(request, WRITE)
+    await web.operator(request, WRITE)
     await web.form(request)
-    await get_accounts(request).end_sessions(_as(request, me), user_id)
+    await of(request).end_sessions(from_request(request), user_id)
     return web.redirect(request, _done(user_id, "all-signed-out"))
 
 
 @router.post("/users/{user_id}/reset")
 async def send_reset(request: Request, user_id: UserId) -> Response:
-    me = await web.operator(request, WRITE)
+    await web.operator(request, WRITE)
     await web.form(request)
-    await get_accounts(request).send_reset(_as(request, me), user_id)
+    await of(request).reset_for(from_request(request), user_id)
     return web.redirect(request, _done(user_id, "reset"))
 
 
 @router.get("/users/{user_id}/delete")
 async def delete_page(request: Request, user_id: UserId, db: Db) -> Response:
     await web.operator(request, WRITE)
-    user = await repository.user(db, user_id)
-    if user is None:
-        raise _not_found(user_id)
+    user = await of(request).user(user_id)
     return web.render(request, "console/delete-user.html", user=user)
 
 
@@ -334,8 +294,7 @@ async def delete(request: Request, user_id: UserId, db: Db) -> Response:
     me = await web.operator(request, WRITE)
     await web.form(request)
     _not_yourself(me, user_id)
-    if not await users.delete(db, _as(request, me), user_id=user_id):
-        raise _not_found(user_id)
+    await of(request).delete_user(from_request(request), user_id)
     return web.redirect(request, "/console/users?done=deleted")
 
 
@@ -359,7 +318,7 @@ async def _tokens(
         request,
         "console/tokens.html",
         status,
-        tokens=await repository.list_tokens(request.app.state.db),
+        tokens=await of(request).api_tokens(),
         scopes={scope: SCOPES[scope] for scope in sorted(me.scopes) if scope in SCOPES},
         now=datetime.now(UTC),
         error=error,
@@ -370,7 +329,7 @@ async def _tokens(
 
 
 @router.post("/tokens")
-async def create_token(request: Request, db: Db) -> Response:
+async def create_token(request: Request) -> Response:
     me = await web.operator(request, WRITE)
     data = await web.form(request)
     scopes = sorted({str(scope) for scope in data.getlist("scopes")})
@@ -378,16 +337,9 @@ async def create_token(request: Request, db: Db) -> Response:
         body = web.parse(NewToken, data)
         if not scopes:
             raise web.InvalidFormError("Choose at least one scope.")
-        beyond = set(scopes) - me.scopes
-        if beyond:
-            # Never more than the operator holds: a token is not a way to gain a scope.
-            raise web.ForbiddenPageError(
-                f"Your account does not have {', '.join(sorted(beyond))}: a token you make "
-                "cannot have it either."
-            )
         expires_in = timedelta(days=body.expires_in_days) if body.expires_in_days else None
-        secret = await repository.create_token(
-            db, _as(request, me), name=body.name, scopes=scopes, expires_in=expires_in
+        secret = await of(request).create_token(
+            from_request(request), name=body.name, scopes=scopes, expires_in=expires_in
         )
     except Failed as exc:
         return await _tokens(request, me, exc, name=data.get("name", ""), chosen=scopes)
@@ -401,10 +353,10 @@ async def create_token(request: Request, db: Db) -> Response:
 
 
 @router.post("/tokens/revoke")
-async def revoke_token(request: Request, db: Db) -> Response:
-    me = await web.operator(request, WRITE)
+async def revoke_token(request: Request) -> Response:
+    await web.operator(request, WRITE)
     body = web.parse(RevokeToken, await web.form(request))
-    if not await repository.revoke_token(db, _as(request, me), name=body.name):
+    if not await of(request).revoke_token(from_request(request), body.name):
         raise errors.NotFoundError(f"No live token is named {body.name!r}.")
     return web.redirect(request, "/console/tokens?done=revoked")
 
@@ -415,7 +367,7 @@ async def revoke_token(request: Request, db: Db) -> Response:
 @router.get("/audit")
 async def audit(request: Request, db: Db, params: Annotated[AuditQuery, Query()]) -> Response:
     await web.operator(request, AUDIT)
-    rows, more = await repository.events(
+    rows, more = await audit_log.events(
         db,
         after=params.after,
         limit=PAGE,
@@ -427,7 +379,7 @@ async def audit(request: Request, db: Db, params: Annotated[AuditQuery, Query()]
         request,
         "console/audit.html",
         events=[{**row, "details": json.loads(row["details"])} for row in rows],
-        kinds=get_args(Kind),
+        kinds=KINDS,
         filters=params,
         next_after=rows[-1]["id"] if more else None,
     )

@@ -21,12 +21,12 @@ from pydantic import BaseModel, ValidationError
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 
+from ..accounts.service import of
 from ..auth.guard import Principal
 from ..config import get_settings
 from ..crypto import Cipher
 from ..database import UNAVAILABLE
-from ..errors import AppError
-from . import repository
+from ..errors import AppError, InvalidInputError
 
 SESSION_COOKIE = "user_service_session"
 CSRF_COOKIE = "user_service_csrf"
@@ -101,6 +101,8 @@ def describe(exc: AppError | RequestValidationError) -> tuple[int, str, dict[str
     """What went wrong, to show on the page: status, message, headers."""
     if isinstance(exc, RequestValidationError):
         return 422, problems(exc.errors()), {}
+    if isinstance(exc, InvalidInputError):
+        return 422, problems(exc.errors), {}
     return exc.status_code, exc.detail, exc.headers or {}
 
 
@@ -130,17 +132,20 @@ async def visitor(request: Request) -> Visitor | None:
         signed = request.cookies.get(SESSION_COOKIE)
         session_id = _cipher(request).unsign("session", signed) if signed else None
         if session_id:
-            row = await repository.visitor(request.app.state.db, UUID(session_id))
+            row = await of(request).visitor(UUID(session_id))
             if row is not None:
-                request.state.visitor = Visitor(
+                me = Visitor(
                     row["user_id"],
                     row["session_id"],
                     row["email"],
                     row["nickname"],
                     frozenset(row["scopes"]),
                 )
-                # The access log names who asked, as for API calls.
-                request.state.principal = Principal(f"user:{row['user_id']}", frozenset())
+                request.state.visitor = me
+                # The access log names who asked, as for API calls; what they do is theirs.
+                request.state.principal = Principal(
+                    f"user:{me.user_id}", me.scopes, None, me.user_id, me.session_id
+                )
     found: Visitor | None = request.state.visitor
     return found
 
@@ -234,6 +239,8 @@ class PageRoute(APIRoute):
                     request.url.path + (f"?{request.url.query}" if request.url.query else "")
                 )
                 return redirect(request, f"/account/sign-in?next={target}")
+            except InvalidInputError as exc:
+                return _error(request, 422, f"Please correct: {problems(exc.errors)}")
             except AppError as exc:
                 return _error(request, exc.status_code, exc.detail, exc.headers)
             except RequestValidationError as exc:

@@ -8,7 +8,8 @@ from typing import cast
 
 import asyncpg
 
-from ..audit.repository import Context
+from ..audit.kinds import Kind
+from ..context import Context
 from ..database import Database
 from .schemas import Sort, UserRead, UserView
 
@@ -45,7 +46,7 @@ _MATCHING = (
 )
 
 
-def _audited(change: str, kind: str) -> str:
+def _audited(change: str, kind: Kind) -> str:
     """`change` (a statement returning id and nickname, its parameters from $4 on) with its
     audit event; $1-$3 are the actor, the client's address and the request id."""
     # Built from this module's constants only, once, at import.

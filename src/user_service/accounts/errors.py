@@ -1,0 +1,89 @@
+"""The accounts service's errors, each with a stable problem type (RFC 9457 §3.1.1)."""
+
+from http import HTTPStatus
+
+from ..errors import AppError, NotFoundError
+
+
+class InvalidCredentialsError(AppError):
+    status_code = HTTPStatus.UNAUTHORIZED
+    type = "/problems/invalid-credentials"
+    message = "The email address or password is wrong."
+
+
+class UnverifiedEmailError(AppError):
+    status_code = HTTPStatus.FORBIDDEN
+    type = "/problems/email-not-verified"
+    message = "Verify your email address first: follow the link we sent you."
+
+
+class DisabledAccountError(AppError):
+    status_code = HTTPStatus.FORBIDDEN
+    type = "/problems/account-disabled"
+    message = "This account is disabled."
+
+
+class InvalidLinkError(AppError):
+    status_code = HTTPStatus.BAD_REQUEST
+    type = "/problems/invalid-link"
+    message = "The link is not valid: it was used already, or it has expired."
+
+
+class EmailTakenError(AppError):
+    status_code = HTTPStatus.CONFLICT
+    type = "/problems/email-taken"
+    message = "Another account uses this email address now."
+
+
+class InvalidRefreshTokenError(AppError):
+    status_code = HTTPStatus.UNAUTHORIZED
+    type = "/problems/invalid-refresh-token"
+    message = "The refresh token is not valid; sign in again."
+
+
+class RefreshTokenReusedError(AppError):
+    status_code = HTTPStatus.UNAUTHORIZED
+    type = "/problems/refresh-token-reused"
+    message = "The refresh token was used already; the session is ended for safety."
+
+
+class WrongPasswordError(AppError):
+    status_code = HTTPStatus.FORBIDDEN
+    type = "/problems/wrong-password"
+    message = "The current password is wrong."
+
+
+class NotAPersonError(AppError):
+    status_code = HTTPStatus.FORBIDDEN
+    type = "/problems/not-a-person"
+    message = "Only a person signed in through /auth/login can do this."
+
+
+class NoUserError(NotFoundError):
+    def __init__(self, user_id: int) -> None:
+        super().__init__(f"User {user_id} does not exist.")
+
+
+class NoAccountError(NotFoundError):
+    def __init__(self, user_id: int) -> None:
+        super().__init__(f"User {user_id} has no account.")
+
+
+class ScopeBeyondError(AppError):
+    status_code = HTTPStatus.FORBIDDEN
+
+    def __init__(self, scopes: set[str]) -> None:
+        super().__init__(
+            f"Your account does not have {', '.join(sorted(scopes))}: a token you make "
+            "cannot have it either."
+        )
+
+
+class TooManyRequestsError(AppError):
+    status_code = HTTPStatus.TOO_MANY_REQUESTS
+    type = "/problems/too-many-requests"
+
+    def __init__(self, retry_after: int, what: str) -> None:
+        super().__init__(
+            f"Too many {what}; retry in {retry_after}s.", {"Retry-After": str(retry_after)}
+        )

@@ -1,0 +1,32 @@
+"""Every kind of audit event: what the code records (`record` takes only these) and what
+the console's filter offers."""
+
+from typing import Literal, get_args
+
+Kind = Literal[
+    "account.registered",
+    "account.deleted",
+    "email.verified",
+    "email.change_requested",
+    "signin.succeeded",
+    "signin.failed",
+    "password.confirm_failed",
+    "password.changed",
+    "password.reset",
+    "session.revoked",
+    "scopes.granted",
+    "scopes.revoked",
+    "api_token.created",
+    "api_token.revoked",
+    "user.created",
+    "user.invited",
+    "user.renamed",
+    "user.deleted",
+    "user.disabled",
+    "user.enabled",
+    "user.sessions_revoked",
+    "user.email_changed_by_admin",
+    "user.reset_sent",
+]
+
+KINDS: tuple[Kind, ...] = get_args(Kind)
