@@ -1,22 +1,26 @@
 """The hot path answers exactly as FastAPI would: the same status, body and headers for any
-request, valid or not, with or without a good token."""
+request, valid or not, with or without a good token; and it claims no request that FastAPI
+would route elsewhere."""
 
 import json
 import re
 from collections.abc import Iterator
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 import pytest
 from fastapi import APIRouter, FastAPI, Path, Request
+from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from starlette.routing import Match
 
 from tests.support import bearer, issue_token
 from user_service import hotpath
 from user_service.config import get_settings
 from user_service.http import Json
-from user_service.main import get_app
+from user_service.main import get_app, mount
 
 IDS = st.one_of(
     st.integers(-2, 5).map(str),
@@ -127,3 +131,63 @@ def test_a_hot_route_may_not_take_a_path_an_earlier_route_serves() -> None:
     app.router.routes.extend(router.routes)
     with pytest.raises(ValueError, match=re.escape("/things/{thing} would take /things/mine")):
         hotpath.serve(app, router.routes)
+
+
+# Whatever a path parameter of any route may be given, and then some.
+SEGMENTS = st.one_of(
+    IDS,
+    st.uuids().map(str),
+    st.sampled_from(["me", "password", "sessions", "email", "x", "%20", "1/extra"]),
+)
+METHODS = st.sampled_from(["GET", "HEAD", "POST", "PATCH", "PUT", "DELETE", "OPTIONS"])
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), method=METHODS, query=QUERIES)
+def test_no_hot_route_claims_a_request_fastapi_routes_elsewhere(
+    apps: tuple[TestClient, TestClient, dict[str, str]],
+    data: st.DataObject,
+    method: str,
+    query: dict[str, str],
+) -> None:
+    hot, plain, _ = apps
+    templates = sorted({r.path for r in plain.app.router.routes if isinstance(r, APIRoute)})
+    template = data.draw(st.sampled_from(templates))
+    path = re.sub(r"{[^}]+}", lambda _: data.draw(SEGMENTS), template)
+    scope = {
+        "type": "http",
+        "method": method,
+        "path": path,
+        "root_path": "",
+        "query_string": urlencode(query).encode(),
+        "headers": [],
+    }
+    hot_routes = hot.app.router.routes[0]
+    assert isinstance(hot_routes, hotpath.HotRoutes)
+
+    claimed, child = hot_routes.matches(scope)
+
+    routed = next(
+        (r for r in plain.app.router.routes if r.matches(scope)[0] is Match.FULL), None
+    )
+    if claimed is Match.FULL:
+        assert isinstance(routed, APIRoute), (method, path)
+        assert (routed.path, routed.methods) == (child["route"].path, child["route"].methods)
+
+
+def test_a_fixed_path_mounted_after_a_hot_route_that_would_take_it_is_refused() -> None:
+    app = FastAPI()
+    hot, later = APIRouter(), APIRouter()
+
+    @hot.get("/things/{thing}")
+    async def thing(thing: int, request: Request) -> Json:
+        return Json(thing)
+
+    @later.get("/things/7")
+    async def seven() -> Json:
+        return Json(7)
+
+    mount(app, hot)
+    hotpath.serve(app, hot.routes)
+    with pytest.raises(ValueError, match=re.escape("/things/7 would be answered by a hot route")):
+        mount(app, later)

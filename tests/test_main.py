@@ -2,13 +2,15 @@
 to problems."""
 
 import textwrap
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
 from tests.support import bearer
-from user_service.main import get_app
+from user_service import main
+from user_service.main import MODULES_GROUP, get_app
 
 
 def test_module_registered_only_by_entry_point_is_mounted(
@@ -72,3 +74,24 @@ def test_unreachable_database_answers_503_with_retry_after(
     assert int(response.headers["retry-after"]) > 0
     assert "127.0.0.1" not in response.text
     assert 'db_errors_total{error="ConnectionRefusedError"}' in metrics
+
+
+def test_a_fixed_path_wins_over_a_path_parameter_whichever_module_loads_first(
+    monkeypatch: pytest.MonkeyPatch, token: str
+) -> None:
+    # Modules load by name: renamed, users (and its /users/{user_id}) loads before accounts
+    # (and its /users/me).
+    found = entry_points(group=MODULES_GROUP)
+    renamed = [
+        EntryPoint(("0" if ep.name == "users" else "1") + ep.name, ep.value, ep.group)
+        for ep in found
+    ]
+    monkeypatch.setattr(main, "entry_points", lambda group: renamed)
+    with TestClient(get_app(), headers=bearer(token)) as client:
+        me = client.get("/users/me")
+        renamed_me = client.patch("/users/me", json={"name": "x"})
+    # The accounts' route answered: an API token is not a person. (/users/{user_id} would
+    # have said 422: "me" is not an id.)
+    assert me.status_code == 403
+    assert me.json()["type"] == "/problems/not-a-person"
+    assert renamed_me.json()["type"] == "/problems/not-a-person"

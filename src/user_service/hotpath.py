@@ -22,7 +22,7 @@ from starlette._utils import get_route_path
 from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Match
+from starlette.routing import BaseRoute, Match, Route
 from starlette.types import Message, Receive, Scope, Send
 
 from .auth.guard import Bearer
@@ -151,27 +151,38 @@ class HotRoutes(BaseRoute):
         hot, values = scope["hot"]
         await hot.answer(Request(scope, receive), values, receive, send)
 
+    def taker(self, route: Route) -> str | None:
+        """The path of the hot route that would answer `route`'s requests (a fixed path of
+        another route), if any."""
+        if route.param_convertors:
+            return None
+        for method in route.methods or ():
+            for hot in self.by_method.get(method, ()):
+                if hot.route is route:
+                    continue
+                found = hot.route.path_regex.match(route.path)
+                if found and hot.valid_parameters(found.groupdict(), QueryParams()):
+                    return hot.route.path
+        return None
+
+    def would_take(self, route: Route) -> bool:
+        return self.taker(route) is not None
+
 
 def serve(app: FastAPI, routes: Iterable[BaseRoute]) -> None:
     """Answer `routes` (a feature's busiest, already mounted) on the hot path, ahead of the
     other routes: so none of those may serve a path that one of these would take."""
     hot = [route for route in routes if isinstance(route, APIRoute)]
-    for route in hot:
-        for other in app.router.routes[: app.router.routes.index(route)]:
-            if not isinstance(other, APIRoute) or other.param_convertors:
-                continue  # only a fixed path is checked
-            found = route.path_regex.match(other.path)
-            if (
-                found
-                and (route.methods or set()) & (other.methods or set())
-                and HotRoute(route).valid_parameters(found.groupdict(), QueryParams())
-            ):
-                raise ValueError(f"{route.path} would take {other.path} from an earlier route")
+    new = HotRoutes()
+    new.add(hot)
+    for other in app.router.routes:
+        if isinstance(other, APIRoute) and (taker := new.taker(other)):
+            raise ValueError(f"{taker} would take {other.path} from an earlier route")
     first = app.router.routes[0] if app.router.routes else None
-    if not isinstance(first, HotRoutes):
-        first = HotRoutes()
-        app.router.routes.insert(0, first)
-    first.add(hot)
+    if isinstance(first, HotRoutes):
+        first.add(hot)
+    else:
+        app.router.routes.insert(0, new)
 
 
 def _refuse_the_rest(route: APIRoute, dependant: Dependant) -> None:
