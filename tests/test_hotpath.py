@@ -3,6 +3,7 @@ request, valid or not, with or without a good token; and it claims no request th
 would route elsewhere."""
 
 import json
+import logging
 import re
 from collections.abc import Iterator
 from typing import Annotated, Any
@@ -173,6 +174,22 @@ def test_no_hot_route_claims_a_request_fastapi_routes_elsewhere(
     if claimed is Match.FULL:
         assert isinstance(routed, APIRoute), (method, path)
         assert (routed.path, routed.methods) == (child["route"].path, child["route"].methods)
+
+
+def test_another_fastapi_or_starlette_routes_every_request_through_fastapi(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, token: str
+) -> None:
+    proven = hotpath.version
+    monkeypatch.setattr(
+        hotpath, "version", lambda name: "1.11.0" if name == "starlette" else proven(name)
+    )
+    with caplog.at_level(logging.WARNING), TestClient(get_app()) as client:
+        assert not any(isinstance(r, hotpath.HotRoutes) for r in client.app.router.routes)
+        assert client.get("/users", headers=bearer(token)).status_code == 200
+    [warning] = [r.getMessage() for r in caplog.records if r.name == "user_service.hotpath"]
+    assert "No hot path with starlette 1.11.0 (proven with fastapi 0.165, starlette 1.10)" in (
+        warning
+    )
 
 
 def test_a_fixed_path_mounted_after_a_hot_route_that_would_take_it_is_refused() -> None:

@@ -8,11 +8,18 @@ where the database is. It answers only requests that are valid in every part; an
 (a malformed id, an unreadable or invalid body, an unexpected content type) goes to the
 FastAPI route unchanged, which answers as it always has. So the errors, their order and the
 OpenAPI document stay FastAPI's.
+
+It leans on FastAPI's and Starlette's internals (the route's `Dependant`, Starlette's
+`get_route_path`), as they are in the versions of PROVEN: `tests/test_hotpath.py` proves its
+answers equal to FastAPI's there, and pyproject.toml caps both at them. With any other
+version installed, the app routes as plain FastAPI, and says so once.
 """
 
 import inspect
 import json
+import logging
 from collections.abc import Callable, Iterable
+from importlib.metadata import version
 from typing import Any
 
 from fastapi import FastAPI
@@ -28,6 +35,11 @@ from starlette.types import Message, Receive, Scope, Send
 from .auth.guard import Bearer
 from .database import get_db
 from .http import JSON_BODY, is_json
+
+logger = logging.getLogger(__name__)
+
+# The minor versions whose internals this module is proven against.
+PROVEN = {"fastapi": "0.165", "starlette": "1.10"}
 
 # A parameter the endpoint receives: its name and how to get it from a checked request.
 _Source = Callable[[Request], Any]
@@ -169,9 +181,27 @@ class HotRoutes(BaseRoute):
         return self.taker(route) is not None
 
 
+def unproven() -> list[str]:
+    """The installed packages of PROVEN at another minor version, with it."""
+    installed = {name: version(name) for name in PROVEN}
+    return [
+        f"{name} {found}"
+        for name, found in installed.items()
+        if found.split(".")[:2] != PROVEN[name].split(".")
+    ]
+
+
 def serve(app: FastAPI, routes: Iterable[BaseRoute]) -> None:
     """Answer `routes` (a feature's busiest, already mounted) on the hot path, ahead of the
     other routes: so none of those may serve a path that one of these would take."""
+    others = unproven()
+    if others:
+        logger.warning(
+            "No hot path with %s (proven with %s): FastAPI routes every request",
+            ", ".join(others),
+            ", ".join(f"{name} {minor}" for name, minor in PROVEN.items()),
+        )
+        return
     hot = [route for route in routes if isinstance(route, APIRoute)]
     new = HotRoutes()
     new.add(hot)
