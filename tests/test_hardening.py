@@ -168,3 +168,40 @@ def test_a_500_leaves_the_keep_alive_connection_open(
     assert broken.status == 500
     assert after.status == 404
     assert code == 0, log
+
+
+# Headers that differ between any two answers: a HEAD's are the GET's but for these.
+_VOLATILE = {"date", "x-request-id", "set-cookie"}
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        ("/healthz", 200),
+        ("/readyz", 200),
+        ("/users", 200),  # the hot path
+        ("/users/7", 404),  # the hot path, then FastAPI's answer
+        ("/users/0", 422),
+        ("/users/me", 403),  # not a person's token
+        ("/.well-known/jwks.json", 200),
+        ("/account/sign-in", 200),  # a page
+        ("/console", 303),
+        ("/static/style.css", 200),
+        ("/nowhere", 404),
+    ],
+)
+def test_head_answers_as_get_without_the_body(server: Server, path: str, status: int) -> None:
+    with server.client() as client:
+        get, head = client.get(path), client.head(path)
+    assert (get.status_code, head.status_code) == (status, status)
+    assert head.content == b""
+    assert {k: v for k, v in head.headers.items() if k not in _VOLATILE} == {
+        k: v for k, v in get.headers.items() if k not in _VOLATILE
+    }
+
+
+def test_head_where_there_is_no_get_is_405(server: Server) -> None:
+    with server.client() as client:
+        refused = client.head("/auth/register")
+    assert refused.status_code == 405
+    assert refused.headers["allow"] == "POST"

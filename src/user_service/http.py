@@ -6,6 +6,7 @@ from typing import Any
 from fastapi import Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic_core import to_json
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .errors import problem
@@ -90,3 +91,29 @@ class Json(JSONResponse):
 
     def render(self, content: Any) -> bytes:
         return to_json(content)
+
+
+class HeadAsGet(BaseRoute):
+    """HEAD wherever GET is (RFC 9110 §9.3.2): the same status and headers, no body. FastAPI's
+    routes take GET alone, so this goes last, where only a HEAD no route took arrives; it
+    hands it to the route that takes the path's GET (the hot path's included)."""
+
+    def __init__(self, routes: list[BaseRoute]) -> None:
+        self.routes = routes
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope["type"] == "http" and scope["method"] == "HEAD":
+            get = {**scope, "method": "GET"}
+            for route in self.routes:
+                found, child = route.matches(get) if route is not self else (Match.NONE, {})
+                if found is Match.FULL:
+                    return Match.FULL, {**child, "head_as": route}
+        return Match.NONE, {}
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def without_body(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        await scope["head_as"].handle({**scope, "method": "GET"}, receive, without_body)

@@ -28,7 +28,7 @@ from . import (
 )
 from .auth import guard
 from .config import get_settings
-from .http import SECURITY_HEADERS, BodySizeLimit
+from .http import SECURITY_HEADERS, BodySizeLimit, HeadAsGet
 
 logger = logging.getLogger(__name__)
 
@@ -156,4 +156,5 @@ def get_app() -> FastAPI:
     )
     mount(app, health.router)
     load_modules(app)
+    app.router.routes.append(HeadAsGet(app.router.routes))
     return app
