@@ -42,6 +42,18 @@ def test_bad_setting_stops_with_one_line_naming_it(env: dict[str, str], variable
     assert variable in result.stderr
 
 
+@pytest.mark.parametrize("command", [("serve",), ("tokens", "list")])
+def test_a_missing_secret_key_is_named_as_the_problem(command: tuple[str, ...]) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "AUTH_SECRET_KEY"}  # DB_DSN is set
+    result = run_cli(*command, env=env)
+
+    assert result.returncode != 0
+    [line] = result.stderr.strip().splitlines()[-1:]
+    assert line.startswith("user-service: AUTH_SECRET_KEY is not set: give every instance")
+    assert "cannot use the database" not in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_unreachable_database_is_retried_then_reported_without_the_password() -> None:
     env = {
         **without_database(),

@@ -168,9 +168,7 @@ def test_no_hot_route_claims_a_request_fastapi_routes_elsewhere(
 
     claimed, child = hot_routes.matches(scope)
 
-    routed = next(
-        (r for r in plain.app.router.routes if r.matches(scope)[0] is Match.FULL), None
-    )
+    routed = next((r for r in plain.app.router.routes if r.matches(scope)[0] is Match.FULL), None)
     if claimed is Match.FULL:
         assert isinstance(routed, APIRoute), (method, path)
         assert (routed.path, routed.methods) == (child["route"].path, child["route"].methods)

@@ -31,7 +31,6 @@ _CONNECTION_FAILURES = (
     asyncpg.InvalidAuthorizationSpecificationError,
     asyncpg.InvalidCatalogNameError,
     database.NoDatabaseError,
-    crypto.MissingSecretKeyError,
     migrations.MissingExtensionError,
 )
 
@@ -331,5 +330,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.config.dictConfig(logs.config(settings.log_format))
     try:
         args.run(args, settings)
+    except crypto.MissingSecretKeyError as exc:
+        sys.exit(f"user-service: {exc}")
     except _CONNECTION_FAILURES as exc:
         sys.exit(f"user-service: cannot use the database: {exc}")
