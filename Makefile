@@ -51,8 +51,10 @@ endef
 test-tools:
 	$(call debian,pgbouncer postgresql chromium,(command -v pgbouncer || [ -x /usr/sbin/pgbouncer ]) >/dev/null && ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 && [ -x /usr/bin/chromium ])
 
+# Side by side, one process per core (pytest-xdist), each on a database of its own; a module's
+# tests stay together, so that its fixtures start once.
 pytest: install test-tools  ## the tests (alembic check among them) with coverage, on a real PostgreSQL
-	$(UV) run --no-sync pytest --cov --cov-report=term --cov-fail-under=90
+	$(UV) run --no-sync pytest -n auto --dist loadscope --cov --cov-report=term --cov-fail-under=90
 
 chaos: install test-tools  ## faults under steady load; prints what clients saw (about 2 min)
 	$(UV) run --no-sync python -m reliability.chaos

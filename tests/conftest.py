@@ -46,6 +46,12 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if embedded is not None:
         server = database.start_embedded(embedded, delete_on_exit=True)
         os.environ["DB_DSN"] = str(make_url(server).set(database="user_service"))
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker is not None:
+        # pytest-xdist's workers run side by side: each on a database of its own (and on
+        # the embedded path, a server of its own), whose name TESTING then ends in _test.
+        url = Settings().database_url().set(database=f"user_service_{worker}")
+        os.environ["DB_DSN"] = url.render_as_string(hide_password=False)
     get_settings.cache_clear()
     migrations.upgrade()
     dsn = database.dsn(database.resolve_url(get_settings()))

@@ -1,5 +1,6 @@
 """A real SMTP server for tests: aiosmtpd on 127.0.0.1, keeping every message it receives."""
 
+import asyncio
 import threading
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -39,7 +40,7 @@ class SmtpServer:
         }
 
     def start(self) -> None:
-        self._controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port)
+        self._controller = _Controller(_Handler(self), hostname="127.0.0.1", port=self.port)
         self._controller.start()
 
     def stop(self) -> None:
@@ -71,6 +72,29 @@ class SmtpServer:
         traceback: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+class _Controller(Controller):
+    """aiosmtpd's, closing the connections still open when it stops: one left to the garbage
+    collector warns in whichever test happens to run then."""
+
+    def __init__(self, handler: "_Handler", hostname: str, port: int) -> None:
+        super().__init__(handler, hostname=hostname, port=port)
+        self.sessions: list[SMTP] = []
+
+    def factory(self) -> SMTP:
+        session: SMTP = super().factory()
+        self.sessions.append(session)
+        return session
+
+    def stop(self, no_assert: bool = False) -> None:
+        async def close_sessions() -> None:
+            for session in self.sessions:
+                if session.transport is not None:
+                    session.transport.close()
+
+        asyncio.run_coroutine_threadsafe(close_sessions(), self.loop).result(timeout=5)
+        super().stop(no_assert)
 
 
 class _Handler:

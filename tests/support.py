@@ -113,12 +113,27 @@ def terminate(process: subprocess.Popen[Any], timeout: float) -> None:
             process.wait()
 
 
+class PortTakenError(Exception):
+    """The port chosen for a server was taken before the server could bind it."""
+
+
 class Server(Started):
     """`user-service serve` in a child process, as users run it."""
 
     def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
         """Serve with `env` as the whole environment (default: this process's)."""
         self.env = dict(os.environ) if env is None else env
+        for attempt in range(3):
+            self._start(args)
+            try:
+                self._wait_until_up()
+                return
+            except PortTakenError:
+                # Another test process took the free port before the server bound it.
+                if attempt == 2:
+                    raise
+
+    def _start(self, args: tuple[str, ...]) -> None:
         self.port = free_port()
         self.log = tempfile.TemporaryFile("w+")  # noqa: SIM115 (closed by wait() or close())
         self.url = f"http://127.0.0.1:{self.port}"
@@ -131,7 +146,6 @@ class Server(Started):
             start_new_session=True,  # see terminate()
         )
         started.append(self)
-        self._wait_until_up()
 
     def __str__(self) -> str:
         return f"user-service serve at {self.url} (pid {self.process.pid})"
@@ -141,7 +155,10 @@ class Server(Started):
             wait_for_ok(f"{self.url}/readyz", self.process)
         except BaseException:
             terminate(self.process, timeout=0)
-            raise RuntimeError(f"the server did not come up:\n{self.wait()[1]}") from None
+            log = self.wait()[1]
+            if "Connection in use" in log:  # gunicorn, failing to bind
+                raise PortTakenError from None
+            raise RuntimeError(f"the server did not come up:\n{log}") from None
 
     def token(self, *scopes: str) -> str:
         """A new API token for this server (every scope by default)."""
