@@ -83,7 +83,7 @@ class _Controller(Controller):
         self.sessions: list[SMTP] = []
 
     def factory(self) -> SMTP:
-        session: SMTP = super().factory()
+        session: SMTP = super().factory()  # type: ignore[no-untyped-call]
         self.sessions.append(session)
         return session
 

@@ -6,6 +6,7 @@ import json
 import logging
 import re
 from collections.abc import Iterator
+from importlib.metadata import version
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -15,7 +16,7 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from starlette.routing import Match
+from starlette.routing import BaseRoute, Match
 
 from tests.support import bearer, issue_token
 from user_service import hotpath
@@ -69,6 +70,11 @@ def apps(database_url: str) -> Iterator[tuple[TestClient, TestClient, dict[str, 
     get_settings.cache_clear()
 
 
+def _routes(client: TestClient) -> list[BaseRoute]:
+    app: FastAPI = client.app  # type: ignore[assignment]
+    return app.router.routes
+
+
 def _seen(response: Any) -> tuple[int, Any, dict[str, str]]:
     headers = {
         name: value
@@ -110,9 +116,10 @@ def test_any_request_gets_the_answer_fastapi_gives(
     headers = bearer(tokens[token]) if token else {}
     if content_type:
         headers["Content-Type"] = content_type
-    request = {"params": query, "headers": headers, "content": body}
-
-    answers = [_seen(app.request(method, path, **request)) for app in (hot, plain)]
+    answers = [
+        _seen(app.request(method, path, params=query, headers=headers, content=body))
+        for app in (hot, plain)
+    ]
 
     assert answers[0] == answers[1]
 
@@ -152,7 +159,7 @@ def test_no_hot_route_claims_a_request_fastapi_routes_elsewhere(
     query: dict[str, str],
 ) -> None:
     hot, plain, _ = apps
-    templates = sorted({r.path for r in plain.app.router.routes if isinstance(r, APIRoute)})
+    templates = sorted({r.path for r in _routes(plain) if isinstance(r, APIRoute)})
     template = data.draw(st.sampled_from(templates))
     path = re.sub(r"{[^}]+}", lambda _: data.draw(SEGMENTS), template)
     scope = {
@@ -163,12 +170,12 @@ def test_no_hot_route_claims_a_request_fastapi_routes_elsewhere(
         "query_string": urlencode(query).encode(),
         "headers": [],
     }
-    hot_routes = hot.app.router.routes[0]
+    hot_routes = _routes(hot)[0]
     assert isinstance(hot_routes, hotpath.HotRoutes)
 
     claimed, child = hot_routes.matches(scope)
 
-    routed = next((r for r in plain.app.router.routes if r.matches(scope)[0] is Match.FULL), None)
+    routed = next((r for r in _routes(plain) if r.matches(scope)[0] is Match.FULL), None)
     if claimed is Match.FULL:
         assert isinstance(routed, APIRoute), (method, path)
         assert (routed.path, routed.methods) == (child["route"].path, child["route"].methods)
@@ -177,12 +184,12 @@ def test_no_hot_route_claims_a_request_fastapi_routes_elsewhere(
 def test_another_fastapi_or_starlette_routes_every_request_through_fastapi(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, token: str
 ) -> None:
-    proven = hotpath.version
     monkeypatch.setattr(
-        hotpath, "version", lambda name: "1.11.0" if name == "starlette" else proven(name)
+        "user_service.hotpath.version",
+        lambda name: "1.11.0" if name == "starlette" else version(name),
     )
     with caplog.at_level(logging.WARNING), TestClient(get_app()) as client:
-        assert not any(isinstance(r, hotpath.HotRoutes) for r in client.app.router.routes)
+        assert not any(isinstance(r, hotpath.HotRoutes) for r in _routes(client))
         assert client.get("/users", headers=bearer(token)).status_code == 200
     [warning] = [r.getMessage() for r in caplog.records if r.name == "user_service.hotpath"]
     assert "No hot path with starlette 1.11.0 (proven with fastapi 0.165, starlette 1.10)" in (

@@ -21,7 +21,7 @@ def test_request_id_is_echoed(client: TestClient) -> None:
 def test_request_id_is_replaced_when_missing_or_unfit(
     client: TestClient, sent: bytes | None
 ) -> None:
-    headers = {} if sent is None else {"X-Request-ID": sent}
+    headers = {} if sent is None else {b"X-Request-ID": sent}
     generated = client.get("/users/1", headers=headers).headers["x-request-id"]
     assert re.fullmatch(r"[0-9a-f]{32}", generated)
     assert client.get("/users/1").headers["x-request-id"] != generated

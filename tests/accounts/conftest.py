@@ -5,6 +5,7 @@ import re
 import time
 from collections.abc import Iterator
 from email.message import EmailMessage
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -40,7 +41,7 @@ def app(smtp: SmtpServer) -> Iterator[TestClient]:
 def text_of(message: EmailMessage) -> str:
     part = message.get_body(("plain",))
     assert part is not None
-    return str(part.get_content())  # type: ignore[attr-defined]
+    return str(part.get_content())
 
 
 def link_token(message: EmailMessage) -> str:
@@ -71,18 +72,18 @@ def register(client: TestClient, email: str, name: str = "Alice", password: str 
 
 def login(
     client: TestClient, email: str, password: str = PASSWORD, **headers: str
-) -> dict[str, str]:
+) -> dict[str, Any]:
     response = client.post(
         "/auth/login", data={"username": email, "password": password}, headers=headers
     )
     assert response.status_code == 200, response.text
-    pair: dict[str, str] = response.json()
+    pair: dict[str, Any] = response.json()
     return pair
 
 
 def signed_up(
     client: TestClient, smtp: SmtpServer, email: str, name: str = "Alice"
-) -> dict[str, str]:
+) -> dict[str, Any]:
     """Register, verify through the emailed link, sign in: the token pair."""
     register(client, email, name)
     token = link_token(mails_to(smtp, email)[-1])
@@ -90,5 +91,5 @@ def signed_up(
     return login(client, email)
 
 
-def bearer(pair: dict[str, str]) -> dict[str, str]:
+def bearer(pair: dict[str, Any]) -> dict[str, str]:
     return {"Authorization": f"Bearer {pair['access_token']}"}

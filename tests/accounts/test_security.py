@@ -33,8 +33,11 @@ _PER_RESPONSE = {"date", "x-request-id"}
 def _same(first: httpx2.Response, second: httpx2.Response) -> None:
     assert first.status_code == second.status_code
     assert first.content == second.content
-    drop = lambda r: {k: v for k, v in r.headers.items() if k not in _PER_RESPONSE}  # noqa: E731
-    assert drop(first) == drop(second)
+    assert _headers(first) == _headers(second)
+
+
+def _headers(response: httpx2.Response) -> dict[str, str]:
+    return {k: v for k, v in response.headers.items() if k not in _PER_RESPONSE}
 
 
 def test_register_forgot_and_resend_answer_alike_for_known_and_unknown_addresses(
@@ -293,7 +296,7 @@ def _forgeries(token: str, public_jwk: dict[str, str]) -> dict[str, str]:
         "tampered claims": f"{head}.{tampered.split('.')[1]}.{signature}",
         "signed by another key": tampered,
         "alg none": jwt.encode(
-            {**claims, "scope": "users:write"}, None, "none", headers={"kid": header["kid"]}
+            {**claims, "scope": "users:write"}, "", "none", headers={"kid": header["kid"]}
         ),
         "HS256 with the public key": jwt.encode(
             claims, public_jwk["x"].encode(), "HS256", headers={"kid": header["kid"]}

@@ -120,8 +120,8 @@ def test_cli_creates_a_token_printed_alone_and_stored_only_as_a_hash(
 
 
 def test_cli_lists_tokens_without_secrets_and_with_last_use(anonymous: TestClient) -> None:
-    token = tokens_cli("create", "--name", "lister", "--scopes", "users:read,users:write")
-    token = token.stdout.strip()
+    created = tokens_cli("create", "--name", "lister", "--scopes", "users:read,users:write")
+    token = created.stdout.strip()
     expiring = tokens_cli(
         "create", "--name", "short", "--scopes", "users:read", "--expires-in", "90d"
     )

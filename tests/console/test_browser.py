@@ -102,27 +102,29 @@ def test_sign_in_with_the_keyboard_only(page: Page, mail: SmtpServer) -> None:
     assert "Skip to content" in focused
 
 
+class Forged(http.server.BaseHTTPRequestHandler):
+    """Another site's page, which posts a form to the service (at `target`) on load."""
+
+    target = ""
+
+    def do_GET(self) -> None:
+        body = (
+            f'<form id="f" method="post" action="{self.target}/account/name">'
+            '<input name="name" value="Hacked"><input name="csrf" value="guess"></form>'
+            '<script>document.getElementById("f").submit()</script>'
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
 @pytest.fixture
-def forger() -> Iterator[str]:
+def forger() -> Iterator[tuple[str, type[Forged]]]:
     """Another site (another port), whose page posts a form to the service on load."""
-
-    class Forged(http.server.BaseHTTPRequestHandler):
-        target = ""
-
-        def do_GET(self) -> None:
-            body = (
-                f'<form id="f" method="post" action="{self.target}/account/name">'
-                '<input name="name" value="Hacked"><input name="csrf" value="guess"></form>'
-                '<script>document.getElementById("f").submit()</script>'
-            ).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html")
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
     server = http.server.HTTPServer(("127.0.0.1", free_port()), Forged)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -132,7 +134,7 @@ def forger() -> Iterator[str]:
 
 
 def test_a_forged_form_from_another_site_is_refused(
-    page: Page, mail: SmtpServer, live: Server, forger: tuple[str, type], database_url: str
+    page: Page, mail: SmtpServer, live: Server, forger: tuple[str, type[Forged]], database_url: str
 ) -> None:
     url, handler = forger
     handler.target = live.url

@@ -175,7 +175,9 @@ def test_an_invited_person_chooses_a_password_through_the_emailed_link(
     operator(site, smtp)
     created = post(site, "/console/users/new", name="Ivy", email="ivy@example.com")
     assert created.status_code == 303
-    ivy = int(re.fullmatch(r"/console/users/(\d+)\?done=invited", created.headers["location"])[1])
+    found = re.fullmatch(r"/console/users/(\d+)\?done=invited", created.headers["location"])
+    assert found
+    ivy = int(found[1])
     page = site.get(created.headers["location"])
     assert "ivy@example.com" in page.text
     assert "(not verified)" in page.text

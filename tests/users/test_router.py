@@ -266,7 +266,9 @@ def test_list_defaults_to_50(client: TestClient) -> None:
         ({"after": MAX_ID + 1}, "after"),
     ],
 )
-def test_list_rejects_bad_paging(client: TestClient, params: dict[str, object], field: str) -> None:
+def test_list_rejects_bad_paging(
+    client: TestClient, params: dict[str, int | str], field: str
+) -> None:
     body = assert_problem(client.get("/users", params=params), 422)
     assert ["query", field] in [error["loc"] for error in body["errors"]]  # type: ignore[attr-defined]
 
