@@ -31,7 +31,7 @@ lint: install  ## ruff lint and format check
 	$(UV) run --no-sync ruff check .
 	$(UV) run --no-sync ruff format --check .
 
-typecheck: install  ## mypy, strict on src/
+typecheck: install  ## mypy, strict on src/ and tests/
 	$(UV) run --no-sync mypy
 
 # System tools from Debian's packages, installed when missing (as root), else named.

@@ -36,11 +36,9 @@ class Operators(Steps):
             )
             if user_id is None:
                 raise EmailTakenError
-            token = await repository.issue_link(
-                connection, user_id=user_id, purpose="reset", email=email, ttl=ttl
-            )
+            # A link to choose a password is a reset link (using it proves the address).
+            link = await self.new_link(connection, user_id, email, "reset", ttl)
             hours = int(ttl.total_seconds() // 3600)
-            link = self.link("reset-password", token)
             await self.send(connection, email, emails.invitation(name, hours, link))
             await record(connection, context, "user.invited", user_id, email=email)
         self.sent()

@@ -6,6 +6,7 @@ import functools
 import logging
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, ParamSpec
 from urllib.parse import urlencode
 
@@ -46,6 +47,10 @@ def after_answer(
             logger.exception("The %s flow failed after its answer was sent", flow.__name__)
 
     return run
+
+
+# The page each purpose of a one-time link opens.
+_PAGES = {"verify": "verify", "reset": "reset-password"}
 
 
 def signin_key(email: str) -> str:
@@ -131,24 +136,25 @@ class Steps:
         """Queued emails have committed: deliver them now."""
         self.outbox.wake()
 
-    async def send_verification(self, connection: Connection, user_id: int, email: str) -> None:
-        await repository.drop_links(connection, user_id, "verify")
-        ttl = self.settings.auth_verify_ttl
+    async def new_link(
+        self, connection: Connection, user_id: int, email: str, purpose: str, ttl: timedelta
+    ) -> str:
+        """A one-time link to the page of `purpose` for `email`; older ones of that purpose
+        stop working."""
+        await repository.drop_links(connection, user_id, purpose)
         token = await repository.issue_link(
-            connection, user_id=user_id, purpose="verify", email=email, ttl=ttl
+            connection, user_id=user_id, purpose=purpose, email=email, ttl=ttl
         )
+        return self.link(_PAGES[purpose], token)
+
+    async def send_verification(self, connection: Connection, user_id: int, email: str) -> None:
+        ttl = self.settings.auth_verify_ttl
+        link = await self.new_link(connection, user_id, email, "verify", ttl)
         hours = int(ttl.total_seconds() // 3600)
-        await self.send(
-            connection, email, emails.verification(email, hours, self.link("verify", token))
-        )
+        await self.send(connection, email, emails.verification(email, hours, link))
 
     async def send_reset(self, connection: Connection, user_id: int, email: str) -> None:
-        await repository.drop_links(connection, user_id, "reset")
         ttl = self.settings.auth_reset_ttl
-        token = await repository.issue_link(
-            connection, user_id=user_id, purpose="reset", email=email, ttl=ttl
-        )
+        link = await self.new_link(connection, user_id, email, "reset", ttl)
         minutes = int(ttl.total_seconds() // 60)
-        await self.send(
-            connection, email, emails.reset(minutes, self.link("reset-password", token))
-        )
+        await self.send(connection, email, emails.reset(minutes, link))
