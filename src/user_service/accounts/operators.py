@@ -4,8 +4,6 @@ that make operators."""
 
 from datetime import timedelta
 
-import asyncpg
-
 from ..audit.kinds import Kind
 from ..audit.repository import record
 from ..auth import tokens
@@ -43,13 +41,6 @@ class Operators(Steps):
             await record(connection, context, "user.invited", user_id, email=email)
         self.sent()
         return user_id
-
-    async def user(self, user_id: int) -> asyncpg.Record:
-        """A user as operators see it: with its account's state, if it has an account."""
-        user = await repository.operator_view(self.db, user_id)
-        if user is None:
-            raise NoUserError(user_id)
-        return user
 
     async def rename_user(self, context: Context, user_id: int, name: str) -> UserRead:
         renamed = await users.rename(self.db, context, user_id=user_id, nickname=name)

@@ -1,6 +1,7 @@
 """All SQL for accounts, sessions and one-time tokens, in one place."""
 
 from datetime import timedelta
+from typing import cast
 from uuid import UUID
 
 import asyncpg
@@ -313,3 +314,23 @@ async def replace_email(connection: Connection, user_id: int, email: str) -> boo
     except asyncpg.UniqueViolationError:
         return False
     return True
+
+
+# What operators read
+
+
+async def overview(db: Database) -> asyncpg.Record:
+    """The counts on the overview: users, accounts, verified accounts, live sessions, and
+    sign-ins and sign-ups in the last 24 hours."""
+    record = await db.fetchrow(
+        "SELECT (SELECT count(*) FROM users) AS users, "
+        "(SELECT count(*) FROM accounts) AS accounts, "
+        "(SELECT count(*) FROM accounts WHERE email_verified_at IS NOT NULL) AS verified, "
+        "(SELECT count(*) FROM auth_sessions WHERE revoked_at IS NULL AND expires_at > now()) "
+        "AS sessions, "
+        "(SELECT count(*) FROM audit_events WHERE kind = 'signin.succeeded' "
+        "AND at > now() - interval '24 hours') AS signins, "
+        "(SELECT count(*) FROM audit_events WHERE kind = 'account.registered' "
+        "AND at > now() - interval '24 hours') AS signups"
+    )
+    return cast(asyncpg.Record, record)  # a SELECT without FROM always yields its row

@@ -6,6 +6,7 @@ and pages only translate HTTP to a call and back. The flows live by concern:
 - signin.py: signing in (the pipeline every way in goes through), refresh, sessions;
 - selfservice.py: what a person does for themselves;
 - operators.py: what operators do to others, API tokens and scopes;
+- reports.py: what operators read;
 - steps.py: the steps they are made of; errors.py and emails.py: what they answer and write.
 """
 
@@ -22,11 +23,12 @@ from ..database import Database
 from .keys import Signer
 from .operators import Operators
 from .passwords import Hasher
+from .reports import Reports
 from .selfservice import SelfService
 from .signin import SignIn
 
 
-class Accounts(SignIn, SelfService, Operators):
+class Accounts(SignIn, SelfService, Operators, Reports):
     """One per worker (or CLI command), built at startup."""
 
     @classmethod

@@ -56,3 +56,21 @@ async def events(
     query = _NEWEST if newest_first else _OLDEST
     rows = await db.fetch(query, start, user_id, kind, limit + 1)
     return rows[:limit], len(rows) > limit
+
+
+async def daily(db: Database, days: int) -> list[asyncpg.Record]:
+    """Sign-ups and sign-ins on each of the last `days` days (UTC), oldest first; a day
+    without any is there with zeros."""
+    return await db.fetch(
+        "WITH d AS (SELECT generate_series(date_trunc('day', now() AT TIME ZONE 'UTC') "
+        "- ($1 - 1) * interval '1 day', date_trunc('day', now() AT TIME ZONE 'UTC'), "
+        "interval '1 day') AS day) "
+        "SELECT d.day::date AS day, "
+        "count(e.id) FILTER (WHERE e.kind = 'account.registered') AS signups, "
+        "count(e.id) FILTER (WHERE e.kind = 'signin.succeeded') AS signins "
+        "FROM d LEFT JOIN audit_events e ON e.kind IN ('account.registered', 'signin.succeeded') "
+        "AND e.at >= d.day AT TIME ZONE 'UTC' "
+        "AND e.at < (d.day + interval '1 day') AT TIME ZONE 'UTC' "
+        "GROUP BY d.day ORDER BY d.day",
+        days,
+    )

@@ -2,15 +2,14 @@ import json
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from typing_extensions import TypedDict
 
 from .. import errors
+from ..accounts import service  # the module: the service imports this package's repository
 from ..auth.guard import require
-from ..database import Db
 from ..http import Json
 from ..schemas import MAX_ID
-from . import repository
 
 READ = require("audit:read", "Read the audit log of security events.")
 
@@ -35,7 +34,7 @@ class EventPage(TypedDict):
 
 @router.get("", dependencies=[READ], response_model=EventPage, responses=errors.responses(422, 503))
 async def list_events(
-    db: Db,
+    request: Request,
     limit: Annotated[int, Query(ge=1, le=100, description="Page size.")] = 50,
     after: Annotated[int, Query(ge=0, le=MAX_ID, description="Events with ids above this.")] = 0,
     user_id: Annotated[
@@ -46,6 +45,8 @@ async def list_events(
     ] = None,
 ) -> Json:
     """Security events, oldest first; pass `next_cursor` as `after` for the next page."""
-    rows, more = await repository.events(db, after=after, limit=limit, user_id=user_id, kind=kind)
+    rows, more = await service.of(request).audit_events(
+        after=after, limit=limit, user_id=user_id, kind=kind
+    )
     items = [Event(**{**row, "details": json.loads(row["details"])}) for row in rows]  # type: ignore[typeddict-item]
     return Json(EventPage(items=items, next_cursor=items[-1]["id"] if more else None))

@@ -16,18 +16,15 @@ from pydantic import BaseModel, BeforeValidator, Field, StringConstraints
 from .. import errors
 from ..accounts.schemas import Email, EmailIn
 from ..accounts.service import of
-from ..audit import repository as audit_log
 from ..audit.kinds import KINDS, Kind
 from ..auth.guard import SCOPES
 from ..auth.tokens import TokenError
 from ..context import from_request
-from ..database import Db
 from ..errors import AppError
 from ..schemas import MAX_ID, InputModel, PrintableStr
-from ..users import repository as users
 from ..users.pagination import cursor_after, cursor_position
 from ..users.schemas import Name, Search, Sort, UserUpdate
-from . import charts, repository, web
+from . import charts, web
 
 router = APIRouter(prefix="/console", route_class=web.PageRoute, include_in_schema=False)
 
@@ -99,9 +96,10 @@ class RevokeToken(InputModel):
 
 
 @router.get("")
-async def overview(request: Request, db: Db) -> Response:
+async def overview(request: Request) -> Response:
     await web.operator(request, READ)
-    days = await repository.daily(db, DAYS)
+    accounts = of(request)
+    days = await accounts.daily(DAYS)
     chart = charts.lines(
         f"Sign-ups and sign-ins per day over the last {DAYS} days (UTC)",
         [day["day"] for day in days],
@@ -113,7 +111,7 @@ async def overview(request: Request, db: Db) -> Response:
     return web.render(
         request,
         "console/overview.html",
-        counts=await repository.overview(db),
+        counts=await accounts.overview(),
         days=days,
         chart=chart,
         total_signups=sum(day["signups"] for day in days),
@@ -125,10 +123,9 @@ async def overview(request: Request, db: Db) -> Response:
 
 
 @router.get("/users")
-async def user_list(request: Request, db: Db, params: Annotated[UsersQuery, Query()]) -> Response:
+async def user_list(request: Request, params: Annotated[UsersQuery, Query()]) -> Response:
     await web.operator(request, READ)
-    found, more = await users.list_after(
-        db,
+    found, more = await of(request).users_page(
         sort=params.sort,
         after=None if params.after is None else cursor_position(params.sort, params.after),
         search=params.q,
@@ -155,7 +152,7 @@ async def new_user_page(request: Request) -> Response:
 
 
 @router.post("/users/new")
-async def new_user(request: Request, db: Db) -> Response:
+async def new_user(request: Request) -> Response:
     await web.operator(request, WRITE)
     data = await web.form(request)
     try:
@@ -203,7 +200,7 @@ def _done(user_id: int, what: str) -> str:
 
 
 @router.post("/users/{user_id}/name")
-async def rename(request: Request, user_id: UserId, db: Db) -> Response:
+async def rename(request: Request, user_id: UserId) -> Response:
     await web.operator(request, WRITE)
     data = await web.form(request)
     try:
@@ -283,14 +280,14 @@ async def send_reset(request: Request, user_id: UserId) -> Response:
 
 
 @router.get("/users/{user_id}/delete")
-async def delete_page(request: Request, user_id: UserId, db: Db) -> Response:
+async def delete_page(request: Request, user_id: UserId) -> Response:
     await web.operator(request, WRITE)
     user = await of(request).user(user_id)
     return web.render(request, "console/delete-user.html", user=user)
 
 
 @router.post("/users/{user_id}/delete")
-async def delete(request: Request, user_id: UserId, db: Db) -> Response:
+async def delete(request: Request, user_id: UserId) -> Response:
     me = await web.operator(request, WRITE)
     await web.form(request)
     _not_yourself(me, user_id)
@@ -365,10 +362,9 @@ async def revoke_token(request: Request) -> Response:
 
 
 @router.get("/audit")
-async def audit(request: Request, db: Db, params: Annotated[AuditQuery, Query()]) -> Response:
+async def audit(request: Request, params: Annotated[AuditQuery, Query()]) -> Response:
     await web.operator(request, AUDIT)
-    rows, more = await audit_log.events(
-        db,
+    rows, more = await of(request).audit_events(
         after=params.after,
         limit=PAGE,
         user_id=params.user_id,

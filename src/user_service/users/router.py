@@ -3,14 +3,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request
 
 from .. import errors
-from ..accounts.errors import NoUserError
 from ..accounts.service import of
 from ..auth.guard import require
 from ..context import from_request
-from ..database import Db
 from ..http import JSON_BODY, Json
 from ..schemas import MAX_ID
-from . import repository
 from .pagination import cursor_after, cursor_position
 from .schemas import (
     Search,
@@ -52,7 +49,7 @@ async def create_user(body: UserCreate, request: Request) -> Json:
 
 @router.get("", dependencies=[READ], response_model=UserPage, responses=errors.responses(422, 503))
 async def list_users(
-    db: Db,
+    request: Request,
     limit: Annotated[int, Query(ge=1, le=100, description="Page size.")] = 50,
     after: Annotated[
         str | None,
@@ -80,7 +77,7 @@ async def list_users(
     """List users, by ascending id unless `sort` says otherwise, optionally matching `q`;
     pass `next_cursor` as `after` for the next page."""
     position = None if after is None else cursor_position(sort, after)
-    users, more = await repository.list_after(db, sort=sort, after=position, search=q, limit=limit)
+    users, more = await of(request).users_page(sort=sort, after=position, search=q, limit=limit)
     return Json(UserPage(items=users, next_cursor=cursor_after(sort, users[-1]) if more else None))
 
 
@@ -90,12 +87,9 @@ async def list_users(
     response_model=UserView,
     responses=errors.responses(404, 422, 503),
 )
-async def get_user(user_id: UserId, db: Db) -> Json:
+async def get_user(user_id: UserId, request: Request) -> Json:
     """Read one user."""
-    user = await repository.get(db, user_id=user_id)
-    if user is None:
-        raise NoUserError(user_id)
-    return Json(user)
+    return Json(await of(request).user_view(user_id))
 
 
 @router.patch(
