@@ -6,6 +6,7 @@ two workers and a steady mixed load; the fault strikes after a few seconds of it
 import asyncio
 import json
 import os
+import secrets
 import signal
 import sys
 import tempfile
@@ -68,8 +69,15 @@ async def run_scenario(
     )
 
 
+# A server of one's own needs its secret key (the embedded database alone makes one), the
+# same for the service and the CLI commands run beside it.
+SECRET_KEY = os.environ.get("AUTH_SECRET_KEY") or secrets.token_urlsafe(32)
+
+
 def environment(postgres: Postgres, **settings: str) -> dict[str, str]:
-    return postgres.environment(DB_DATABASE=DATABASE, LOG_FORMAT="json", **settings)
+    return postgres.environment(
+        DB_DATABASE=DATABASE, LOG_FORMAT="json", AUTH_SECRET_KEY=SECRET_KEY, **settings
+    )
 
 
 @contextmanager
