@@ -94,3 +94,23 @@ def test_an_extension_the_role_may_not_create_is_named_with_the_fix(limited_role
     assert "extension citext" in last
     assert 'run "CREATE EXTENSION citext;"' in last
     assert "Traceback" not in result.stderr
+
+
+def test_existing_addresses_get_the_key_they_are_compared_by(database_url: str) -> None:
+    down = subprocess.run([CLI, "downgrade", "0004"], capture_output=True, text=True)
+    assert down.returncode == 0, down.stderr
+    run_sql(
+        database_url,
+        "WITH u AS (INSERT INTO users (nickname) SELECT 'x' FROM generate_series(1, 3) "
+        "RETURNING id) INSERT INTO accounts (user_id, email, password_hash) "
+        "SELECT id, (ARRAY['Alice@Example.COM', 'bob@MÜNCHEN.de', 'carol@xn--mnchen-3ya.de'])"
+        "[row_number() OVER (ORDER BY id)], '' FROM u",
+    )
+    up = subprocess.run([CLI, "migrate"], capture_output=True, text=True)
+    assert up.returncode == 0, up.stderr
+    rows = run_sql(database_url, "SELECT email, email_key FROM accounts ORDER BY user_id")
+    assert [(row["email"], row["email_key"]) for row in rows] == [
+        ("Alice@Example.COM", "alice@example.com"),  # shown as given, compared lower-cased
+        ("bob@MÜNCHEN.de", "bob@xn--mnchen-3ya.de"),  # the domain in IDNA's ASCII form
+        ("carol@xn--mnchen-3ya.de", "carol@xn--mnchen-3ya.de"),
+    ]

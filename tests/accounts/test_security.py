@@ -345,3 +345,76 @@ def test_keys_under_another_secret_key_are_reported_and_a_rotation_recovers(
         assert rotated.returncode == 0, rotated.stderr
         with TestClient(get_app()) as restarted:
             login(restarted, "moved@example.com")
+
+
+def test_every_spelling_of_an_address_counts_failures_on_one_account(
+    app: TestClient, smtp: SmtpServer
+) -> None:
+    signed_up(app, smtp, "alice@example.com")
+    assert login(app, "ALICE@Example.COM")["token_type"] == "bearer"  # one account
+    # Upper case, and the domain in full-width letters (IDNA maps them): the same address.
+    wide = "".join(chr(ord(letter) + 0xFEE0) for letter in "example")  # U+FF45…
+    for spelling in ("alice@example.com", "ALICE@EXAMPLE.COM", f"Alice@{wide}.com") * 2:
+        wrong = app.post("/auth/login", data={"username": spelling, "password": "wrong guess!"})
+        assert wrong.status_code in (401, 429)
+    for spelling in ("alice@example.com", "aLiCe@example.com", f"alice@{wide.upper()}.com"):
+        locked = app.post("/auth/login", data={"username": spelling, "password": PASSWORD})
+        assert locked.status_code == 429, spelling
+    # U+0130 lower-cases to i and a combining dot (Python), not to i: another address, not a
+    # way around the lockout of this one.
+    other = app.post("/auth/login", data={"username": "alİce@example.com", "password": PASSWORD})
+    assert other.status_code == 401
+    assert other.json()["type"] == "/problems/invalid-credentials"
+
+
+def test_one_reset_email_a_minute_however_the_address_is_spelt(
+    app: TestClient, smtp: SmtpServer
+) -> None:
+    signed_up(app, smtp, "spelt@example.com")
+    for spelling in ("spelt@example.com", "SPELT@EXAMPLE.COM", "Spelt@Example.Com"):
+        assert app.post("/auth/forgot-password", json={"email": spelling}).status_code == 202
+    time.sleep(0.5)
+    assert len(mails_to(smtp, "spelt@example.com", 2)) == 2  # the verification, one reset
+
+
+LOOKALIKES = [
+    "ali\u200bce@example.com",  # a zero-width space inside
+    "alice@example.com\u202e",  # a right-to-left override after
+    "\ufeffalice@example.com",  # a byte-order mark before
+    '"><svg/onload=alert(3)>@xss.example',  # markup, and a broken To: header
+    '"alice smith"@example.com',  # a quoted local part
+]
+
+
+@pytest.mark.parametrize("address", LOOKALIKES)
+def test_an_address_that_is_not_one_or_looks_like_another_is_refused(
+    app: TestClient, smtp: SmtpServer, address: str
+) -> None:
+    body = json.dumps({"email": address, "password": PASSWORD, "name": "Mallory"})
+    refused = app.post("/auth/register", content=body, headers={"Content-Type": "application/json"})
+    assert refused.status_code == 422
+    assert refused.json()["errors"][0]["loc"] == ["body", "email"]
+    pair = signed_up(app, smtp, "mover@example.com")
+    moved = app.post(
+        "/users/me/email",
+        content=json.dumps({"current_password": PASSWORD, "email": address}),
+        headers={"Content-Type": "application/json", **bearer(pair)},
+    )
+    assert moved.status_code == 422
+    assert moved.json()["errors"][0]["loc"] == ["body", "email"]
+    assert smtp.messages == mails_to(smtp, "mover@example.com")  # nothing sent elsewhere
+
+
+def test_an_oversized_address_is_a_422_on_every_way_in_never_a_500(app: TestClient) -> None:
+    huge = "a" * 3000 + "@example.com"
+    login = app.post("/auth/login", data={"username": huge, "password": "x" * 12})
+    assert login.status_code == 422
+    assert login.json()["errors"][0]["loc"] == ["body", "username"]
+    for path in ("/auth/forgot-password", "/auth/verify/resend"):
+        answer = app.post(path, json={"email": huge})
+        assert answer.status_code == 422, path
+        assert answer.json()["errors"][0]["loc"] == ["body", "email"]
+    long_password = app.post(
+        "/auth/login", data={"username": "a@example.com", "password": "x" * 300}
+    )
+    assert long_password.status_code == 422

@@ -376,3 +376,25 @@ def test_an_operator_cannot_disable_or_delete_their_own_account(
         assert "your own account" in answer.text
     page = site.get(f"/console/users/{me}").text
     assert "<dd>enabled</dd>" in page
+
+
+def test_an_oversized_or_lookalike_address_gets_the_form_again_with_a_422(
+    site: TestClient, smtp: SmtpServer
+) -> None:
+    huge = "a" * 3000 + "@example.com"
+    signing_in = post(site, "/account/sign-in", email=huge, password="x" * 12, next="/account")
+    assert signing_in.status_code == 422
+    assert 'action="/account/sign-in"' in signing_in.text  # the form again, saying why
+    assert "Email: String should have at most 254 characters" in signing_in.text
+    forgot = post(site, "/account/forgot-password", email=huge)
+    assert forgot.status_code == 422
+    assert 'action="/account/forgot-password"' in forgot.text
+
+    operator(site, smtp)
+    pair = signed_up(site, smtp, "pat@example.com", "Pat")
+    pat = user_id(site, pair)
+    sign_in(site, OPERATOR)
+    changed = post(site, f"/console/users/{pat}/email", email="pat\u200b@example.com")
+    assert changed.status_code == 422
+    assert "unsafe characters" in changed.text
+    assert "pat@example.com" in site.get(f"/console/users/{pat}").text

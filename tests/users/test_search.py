@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 
 from tests.support import run_sql, run_with_connection
 from tests.users.test_router import MAX_ID, assert_problem, create
+from user_service.addresses import key
 from user_service.users.repository import containing, page_query
 
 SORTS = ["id", "-id", "created", "-created"]
@@ -36,8 +37,12 @@ def every_page(client: TestClient, limit: int, **params: str | int) -> list[dict
 
 
 def add_account(database_url: str, user_id: object, email: str) -> None:
-    insert = "INSERT INTO accounts (user_id, email, password_hash) VALUES ($1, $2, 'x')"
-    run_with_connection(database_url, lambda connection: connection.execute(insert, user_id, email))
+    insert = (
+        "INSERT INTO accounts (user_id, email, email_key, password_hash) VALUES ($1, $2, $3, 'x')"
+    )
+    run_with_connection(
+        database_url, lambda connection: connection.execute(insert, user_id, email, key(email))
+    )
 
 
 def test_search_matches_a_name_prefix_or_substring_ignoring_case(client: TestClient) -> None:
@@ -177,8 +182,9 @@ def seed(database_url: str, count: int) -> None:
             INSERT INTO users (nickname)
             SELECT 'user ' || md5(n::text) FROM generate_series(1, $1::int) n RETURNING id
         )
-        INSERT INTO accounts (user_id, email, password_hash)
-        SELECT id, 'person' || id || '@example.org', 'x' FROM added WHERE id % 2 = 0
+        INSERT INTO accounts (user_id, email, email_key, password_hash)
+        SELECT id, 'person' || id || '@example.org', 'person' || id || '@example.org', 'x'
+        FROM added WHERE id % 2 = 0
     """
     run_with_connection(database_url, lambda connection: connection.execute(insert, count))
     # As autovacuum would: fresh statistics, and the GIN indexes' pending lists (where new

@@ -24,8 +24,10 @@ accounts = Table(
     "accounts",
     metadata,
     Column("user_id", BigInteger, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
-    # citext: compared case-insensitively (the unique index too), stored as given.
-    Column("email", CITEXT, nullable=False, unique=True),
+    # As the person spelt it: shown, and written to. citext: searched case-insensitively.
+    Column("email", CITEXT, nullable=False),
+    # The address as every comparison sees it (addresses.key): the unique index, lookups.
+    Column("email_key", Text, nullable=False, unique=True),
     Column("email_verified_at", DateTime(timezone=True)),
     Column("password_hash", Text, nullable=False),
     Column("scopes", ARRAY(Text), nullable=False, server_default=text("'{}'")),

@@ -6,6 +6,7 @@ from uuid import UUID
 
 import asyncpg
 
+from ..addresses import key
 from ..crypto import digest, new_token
 from ..database import Connection, Database
 
@@ -22,11 +23,12 @@ async def create(
         async with connection.transaction():
             user_id: int | None = await connection.fetchval(
                 "WITH u AS (INSERT INTO users (nickname) VALUES ($3) RETURNING id) "
-                "INSERT INTO accounts (user_id, email, password_hash) SELECT id, $1, $2 FROM u "
-                "RETURNING user_id",
+                "INSERT INTO accounts (user_id, email, email_key, password_hash) "
+                "SELECT id, $1, $4, $2 FROM u RETURNING user_id",
                 email,
                 password_hash,
                 name,
+                key(email),
             )
     except asyncpg.UniqueViolationError:
         return None
@@ -40,7 +42,8 @@ _ACCOUNT = (
 
 
 async def by_email(db: Runner, email: str) -> asyncpg.Record | None:
-    return await db.fetchrow(_ACCOUNT + "WHERE a.email = $1", email)
+    """The account of the address, however it is spelt (addresses.key)."""
+    return await db.fetchrow(_ACCOUNT + "WHERE a.email_key = $1", key(email))
 
 
 async def by_id(db: Runner, user_id: int) -> asyncpg.Record | None:
@@ -67,9 +70,11 @@ async def verify_email(connection: Connection, user_id: int, email: str) -> bool
     """Make `email` the account's verified address; False if another account has it now."""
     try:
         await connection.execute(
-            "UPDATE accounts SET email = $2, email_verified_at = now() WHERE user_id = $1",
+            "UPDATE accounts SET email = $2, email_key = $3, email_verified_at = now() "
+            "WHERE user_id = $1",
             user_id,
             email,
+            key(email),
         )
     except asyncpg.UniqueViolationError:
         return False
@@ -90,8 +95,9 @@ async def set_scopes(db: Runner, email: str, scopes: list[str], *, add: bool) ->
     result: list[str] | None = await db.fetchval(
         "UPDATE accounts SET scopes = ARRAY(SELECT DISTINCT s FROM unnest(CASE WHEN $3 "
         "THEN scopes || $2::text[] ELSE ARRAY(SELECT unnest(scopes) EXCEPT "
-        "SELECT unnest($2::text[])) END) AS s ORDER BY s) WHERE email = $1 RETURNING scopes",
-        email,
+        "SELECT unnest($2::text[])) END) AS s ORDER BY s) WHERE email_key = $1 "
+        "RETURNING scopes",
+        key(email),
         scopes,
         add,
     )
@@ -283,10 +289,10 @@ async def prove_email(connection: Connection, user_id: int, email: str) -> None:
     """A link sent to `email` was used: if it is still the account's address, it is verified
     (an invitation's or a reset's link proves the address as well as a verification's)."""
     await connection.execute(
-        "UPDATE accounts SET email_verified_at = now() WHERE user_id = $1 AND email = $2 "
+        "UPDATE accounts SET email_verified_at = now() WHERE user_id = $1 AND email_key = $2 "
         "AND email_verified_at IS NULL",
         user_id,
-        email,
+        key(email),
     )
 
 
@@ -307,9 +313,11 @@ async def replace_email(connection: Connection, user_id: int, email: str) -> boo
     try:
         async with connection.transaction():
             await connection.execute(
-                "UPDATE accounts SET email = $2, email_verified_at = NULL WHERE user_id = $1",
+                "UPDATE accounts SET email = $2, email_key = $3, email_verified_at = NULL "
+                "WHERE user_id = $1",
                 user_id,
                 email,
+                key(email),
             )
     except asyncpg.UniqueViolationError:
         return False

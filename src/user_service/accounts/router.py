@@ -5,18 +5,29 @@ from dataclasses import dataclass
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Path, Request, Response, Security
+from fastapi import (
+    APIRouter,
+    BackgroundTasks,
+    Depends,
+    Form,
+    Path,
+    Request,
+    Response,
+    Security,
+)
 from fastapi.openapi.models import OAuth2 as OAuth2Model
 from fastapi.openapi.models import OAuthFlowPassword, OAuthFlows
-from fastapi.security import OAuth2PasswordRequestForm
 from fastapi.security.base import SecurityBase
+from pydantic import StringConstraints
 
 from .. import errors
+from ..addresses import Login
 from ..auth.guard import Principal
 from ..context import from_request
 from ..http import JSON_BODY, Json
 from . import schemas
 from .errors import NotAPersonError
+from .schemas import Password
 from .service import Service
 
 
@@ -46,6 +57,30 @@ class SignedIn:
 
 
 Person = Annotated[SignedIn, Security(_Person())]
+
+Bounded = StringConstraints(max_length=200)
+
+
+class _PasswordGrant:
+    """OAuth 2's password grant (RFC 6749 §4.3.2), `username` being the email address; as
+    FastAPI's OAuth2PasswordRequestForm, with every field bounded (a 3,000-character
+    username is a 422, not work for the database)."""
+
+    def __init__(
+        self,
+        *,
+        username: Annotated[Login, Form()],
+        password: Annotated[Password, Form(json_schema_extra={"format": "password"})],
+        grant_type: Annotated[str | None, Form(pattern="^password$")] = None,
+        scope: Annotated[str, Bounded, Form()] = "",
+        client_id: Annotated[str | None, Bounded, Form()] = None,
+        client_secret: Annotated[
+            str | None, Bounded, Form(json_schema_extra={"format": "password"})
+        ] = None,
+    ) -> None:
+        self.username = username
+        self.password = password
+
 
 auth = APIRouter(prefix="/auth", tags=["accounts"], responses=errors.responses(429, 503))
 me = APIRouter(
@@ -120,7 +155,7 @@ async def resend(
     responses=errors.responses(400, 401, 403, 413, 422),
 )
 async def login(
-    form: Annotated[OAuth2PasswordRequestForm, Depends()], request: Request, accounts: Service
+    form: Annotated[_PasswordGrant, Depends()], request: Request, accounts: Service
 ) -> Json:
     """Sign in (OAuth2 password grant: `username` is the email address): an access token and
     a refresh token."""

@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 import asyncpg
 
 from .. import mail
+from ..addresses import key
 from ..audit.repository import record
 from ..config import Settings
 from ..context import Context
@@ -55,8 +56,8 @@ _PAGES = {"verify": "verify", "reset": "reset-password"}
 
 def signin_key(email: str) -> str:
     """The key of an address's failed sign-ins (by the address given, known or not: the
-    count gives nothing away)."""
-    return f"signin:{email.casefold()}"
+    count gives nothing away), one for every spelling of it."""
+    return f"signin:{key(email)}"
 
 
 @dataclass
@@ -82,7 +83,7 @@ class Steps:
 
     async def may_mail(self, connection: Connection, kind: str, email: str) -> bool:
         # At most one email of each kind per address per minute: nobody can be mail-bombed.
-        return await throttle.hit(connection, f"mail:{kind}:{email.casefold()}", 1) is None
+        return await throttle.hit(connection, f"mail:{kind}:{key(email)}", 1) is None
 
     async def failures_allowed(self, email: str, what: str) -> None:
         """429 while the address waits after repeated failures."""

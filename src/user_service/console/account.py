@@ -69,14 +69,14 @@ async def sign_in_page(request: Request, next: str = "/account") -> Response:
 @router.post("/sign-in")
 async def sign_in(request: Request) -> Response:
     data = await web.form(request)
-    email, target = str(data.get("email", "")), _next(str(data.get("next", "")))
+    target = _next(str(data.get("next", "")))
     try:
+        body = web.parse(schemas.SignInForm, data)
         opened = await of(request).sign_in(
-            from_request(request, "anonymous"),
-            email=email,
-            password=str(data.get("password", "")),
+            from_request(request, "anonymous"), email=body.email, password=body.password
         )
     except Failed as exc:
+        email = str(data.get("email", ""))
         return web.again(request, "account/sign-in.html", exc, next=target, email=email)
     response = web.redirect(request, target)
     web.remember(request, response, opened.session_id)

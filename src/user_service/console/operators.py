@@ -14,8 +14,9 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, BeforeValidator, Field, StringConstraints
 
 from .. import errors
-from ..accounts.schemas import Email, EmailIn
+from ..accounts.schemas import EmailIn
 from ..accounts.service import of
+from ..addresses import Email
 from ..audit.kinds import KINDS, Kind
 from ..auth.guard import SCOPES
 from ..auth.tokens import TokenError
