@@ -25,6 +25,7 @@ class Context:
     actor: str  # user:<id>, token:<name>, jwt:<subject>, cli or anonymous
     # What the actor may do; None for the CLI, run by whoever runs the service.
     scopes: frozenset[str] | None = frozenset()
+    user_id: int | None = None  # a person's, acting
     client_address: str | None = None
     request_id: str | None = None
     user_agent: str | None = None
@@ -41,10 +42,11 @@ def from_request(
     `answer` (the route's BackgroundTasks), detached work starts once the answer is out."""
     principal = getattr(request.state, "principal", None) if actor is None else None
     return Context(
-        principal.name if principal else actor or "anonymous",
-        principal.scopes if principal else frozenset(),
-        client_address(request),
-        logs.request_id.get(),
-        request.headers.get("user-agent", "")[:500] or None,
-        at_once if answer is None else detached.after_answer(request, answer),
+        actor=principal.name if principal else actor or "anonymous",
+        scopes=principal.scopes if principal else frozenset(),
+        user_id=principal.user_id if principal else None,
+        client_address=client_address(request),
+        request_id=logs.request_id.get(),
+        user_agent=request.headers.get("user-agent", "")[:500] or None,
+        later=at_once if answer is None else detached.after_answer(request, answer),
     )

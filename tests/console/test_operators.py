@@ -4,6 +4,7 @@ with their CSRF field, redirects; emails to a real SMTP server."""
 import html
 import re
 import subprocess
+import time
 from collections.abc import Iterator
 from urllib.parse import quote
 
@@ -398,3 +399,87 @@ def test_an_oversized_or_lookalike_address_gets_the_form_again_with_a_422(
     assert changed.status_code == 422
     assert "unsafe characters" in changed.text
     assert "pat@example.com" in site.get(f"/console/users/{pat}").text
+
+
+def _refused(answer: httpx2.Response) -> None:
+    assert answer.status_code == 403, answer.text
+    assert "You may not" in answer.text
+    assert "without audit:read, metrics:read" in answer.text
+
+
+def test_an_operator_cannot_act_on_an_account_that_holds_more_than_they_do(
+    site: TestClient, smtp: SmtpServer, database_url: str
+) -> None:
+    me = operator(site, smtp, "users:read", "users:write")
+    boss = signed_up(site, smtp, "boss@example.com", "Boss")
+    boss_id = user_id(site, boss)
+    grant("boss@example.com", "audit:read", "metrics:read")
+    second = login(site, "boss@example.com")
+    session = sessions(site, boss_id)[0]
+    path = f"/console/users/{boss_id}"
+    mails = len(smtp.messages)
+
+    # The takeover the probe found started here: the address, then a reset to it.
+    _refused(post(site, f"{path}/email", email="mallory@example.com"))
+    _refused(post(site, f"{path}/reset"))
+    _refused(post(site, f"{path}/name", name="Pwned"))
+    _refused(post(site, f"{path}/disable"))
+    _refused(post(site, f"{path}/sessions/end"))
+    _refused(post(site, f"{path}/sessions/{session}/end"))
+    _refused(post(site, f"{path}/delete"))
+
+    page = site.get(path).text
+    assert "<dd>Boss</dd>" in page
+    assert "boss@example.com" in page
+    assert "<dd>enabled</dd>" in page
+    assert len(sessions(site, boss_id)) == 2
+    assert site.get("/audit", headers=bearer(second)).status_code == 200  # still signed in
+    time.sleep(0.5)
+    assert len(smtp.messages) == mails  # nothing emailed, to anyone
+    assert not mails_to(smtp, "mallory@example.com", 0)
+    refused = run_sql(
+        database_url,
+        "SELECT actor, subject_user_id, details->>'action' AS action FROM audit_events "
+        "WHERE kind = 'operator.refused' ORDER BY id",
+    )
+    assert [tuple(row) for row in refused] == [
+        (f"user:{me}", boss_id, f"{action} this account")
+        for action in (
+            "change the email of",
+            "send a password reset to",
+            "rename",
+            "disable",
+            "end the sessions of",
+            "end a session of",
+            "delete",
+        )
+    ]
+
+
+def test_an_operator_cannot_revoke_a_token_that_holds_more_than_they_do(
+    site: TestClient, smtp: SmtpServer, database_url: str
+) -> None:
+    operator(site, smtp, "users:read", "users:write")
+    tokens_cli = [CLI, "tokens", "create", "--name", "auditor", "--scopes", "audit:read"]
+    auditor = subprocess.run(tokens_cli, capture_output=True, text=True, check=True).stdout
+    answer = post(site, "/console/tokens/revoke", name="auditor")
+    assert answer.status_code == 403
+    assert "You may not revoke the token &#39;auditor&#39; without audit:read." in answer.text
+    assert (
+        site.get("/audit", headers={"Authorization": f"Bearer {auditor.strip()}"}).status_code
+        == 200
+    )
+    kinds = run_sql(database_url, "SELECT kind FROM audit_events WHERE kind LIKE 'api_token.%'")
+    assert [row["kind"] for row in kinds] == ["api_token.created"]  # none revoked
+
+
+def test_an_operator_changing_an_address_ends_that_persons_sessions(
+    site: TestClient, smtp: SmtpServer
+) -> None:
+    operator(site, smtp)
+    pair = signed_up(site, smtp, "pat@example.com", "Pat")
+    pat = user_id(site, pair)
+    assert post(site, f"/console/users/{pat}/email", email="pat@new.example").status_code == 303
+    assert site.get("/users/me", headers=bearer(pair)).status_code == 401
+    refreshed = site.post("/auth/refresh", json={"refresh_token": pair["refresh_token"]})
+    assert refreshed.status_code == 401

@@ -7,7 +7,7 @@ import httpx2
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.support import Server
+from tests.support import Server, bearer, issue_token, run_sql
 
 MAX_ID = 2**63 - 1
 NO_ACCOUNT = {"email": None, "email_verified": False}  # what admins read of a user without one
@@ -302,3 +302,38 @@ def test_openapi_documents_every_status(client: TestClient) -> None:
         ("/users/{user_id}", "patch"): [{"bearer": ["users:write"]}],
         ("/users/{user_id}", "delete"): [{"bearer": ["users:write"]}],
     }
+
+
+def test_a_token_cannot_change_or_delete_an_account_that_holds_more_than_it_does(
+    anonymous: TestClient, database_url: str, token: str
+) -> None:
+    writer = bearer(issue_token(database_url, "users:read", "users:write"))
+    run_sql(
+        database_url,
+        "WITH u AS (INSERT INTO users (nickname) VALUES ('Boss'), ('Plain') RETURNING id) "
+        "INSERT INTO accounts (user_id, email, email_key, password_hash, scopes) "
+        "SELECT id, 'boss@example.com', 'boss@example.com', '!', '{audit:read}' FROM u "
+        "WHERE id = (SELECT min(id) FROM u)",
+    )
+    boss, plain = (row["id"] for row in run_sql(database_url, "SELECT id FROM users ORDER BY id"))
+    # The account is the first of the two users made.
+
+    renamed = anonymous.patch(f"/users/{boss}", json={"name": "Pwned"}, headers=writer)
+    deleted = anonymous.delete(f"/users/{boss}", headers=writer)
+    for refused in (renamed, deleted):
+        assert refused.status_code == 403
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert refused.json()["type"] == "/problems/not-permitted"
+        assert "without audit:read" in refused.json()["detail"]
+    assert anonymous.get(f"/users/{boss}", headers=writer).json()["nickname"] == "Boss"
+    # One that holds no more than the token: as ever; and a token with every scope may.
+    plainly = anonymous.patch(f"/users/{plain}", json={"name": "P"}, headers=writer)
+    assert plainly.status_code == 200
+    assert anonymous.delete(f"/users/{boss}", headers=bearer(token)).status_code == 200
+    kinds = run_sql(database_url, "SELECT kind FROM audit_events ORDER BY id")
+    assert [row["kind"] for row in kinds] == [
+        "operator.refused",
+        "operator.refused",
+        "user.renamed",
+        "user.deleted",
+    ]

@@ -69,6 +69,15 @@ class NoAccountError(NotFoundError):
         super().__init__(f"User {user_id} has no account.")
 
 
+class NotPermittedError(AppError):
+    status_code = HTTPStatus.FORBIDDEN
+    type = "/problems/not-permitted"
+
+    def __init__(self, what: str, scopes: set[str]) -> None:
+        # Nobody acts on an account, or a token, that holds more than they do.
+        super().__init__(f"You may not {what} without {', '.join(sorted(scopes))}.")
+
+
 class ScopeBeyondError(AppError):
     status_code = HTTPStatus.FORBIDDEN
 

@@ -3,6 +3,7 @@ CLI): each change is recorded with the operator as its actor. And the API tokens
 that make operators."""
 
 from datetime import timedelta
+from typing import NoReturn
 
 from ..audit.kinds import Kind
 from ..audit.repository import record
@@ -43,20 +44,30 @@ class Operators(Steps):
         return user_id
 
     async def rename_user(self, context: Context, user_id: int, name: str) -> UserRead:
-        renamed = await users.rename(self.db, context, user_id=user_id, nickname=name)
+        within = self.within(context, user_id)
+        renamed = await users.rename(
+            self.db, context, user_id=user_id, nickname=name, within=within
+        )
         if renamed is None:
-            raise NoUserError(user_id)
+            await self._not_done(context, user_id, "rename")
         return renamed
 
     async def delete_user(self, context: Context, user_id: int) -> None:
         """Delete the user, its account and sessions with it (of concurrent deletes, one
         succeeds; the others find nobody)."""
-        if not await users.delete(self.db, context, user_id=user_id):
-            raise NoUserError(user_id)
+        within = self.within(context, user_id)
+        if not await users.delete(self.db, context, user_id=user_id, within=within):
+            await self._not_done(context, user_id, "delete")
+
+    async def _not_done(self, context: Context, user_id: int, action: str) -> NoReturn:
+        # The statement found nobody it may change: a user it may not change, or nobody.
+        await self.may_act_on(context, user_id, action)
+        raise NoUserError(user_id)
 
     async def set_disabled(self, context: Context, user_id: int, disabled: bool) -> None:
         """Disable the account, ending every session (sign-in is refused), or enable it."""
         await self.account(user_id)
+        await self.may_act_on(context, user_id, "disable" if disabled else "enable")
         async with self.db.transaction() as connection:
             if await repository.set_disabled(connection, user_id, disabled):
                 if disabled:
@@ -66,19 +77,23 @@ class Operators(Steps):
 
     async def end_sessions(self, context: Context, user_id: int) -> None:
         """End every session of the user: each device must sign in again."""
+        await self.may_act_on(context, user_id, "end the sessions of")
         async with self.db.transaction() as connection:
             await repository.revoke_sessions(connection, user_id)
             await record(connection, context, "user.sessions_revoked", user_id)
 
     async def replace_email(self, context: Context, user_id: int, email: str) -> None:
         """Give the account a new address, unverified: a link to verify it goes there, a
-        notice to the old one; sign-in waits for the verification."""
+        notice to the old one; sign-in waits for the verification, and every session ends
+        (as after a password change)."""
         account = await self.account(user_id)
+        await self.may_act_on(context, user_id, "change the email of")
         async with self.db.transaction() as connection:
             if not await repository.replace_email(connection, user_id, email):
                 raise EmailTakenError
             # A reset link sent to the old address must not open the account any more.
             await repository.drop_links(connection, user_id, "reset")
+            await repository.revoke_sessions(connection, user_id)
             await self.send_verification(connection, user_id, email)
             await self.send(connection, account["email"], emails.email_changed_by_operator(email))
             await record(
@@ -94,6 +109,7 @@ class Operators(Steps):
     async def reset_for(self, context: Context, user_id: int) -> None:
         """Email the person a link to choose a new password (as they could ask themselves)."""
         account = await self.account(user_id)
+        await self.may_act_on(context, user_id, "send a password reset to")
         async with self.db.transaction() as connection:
             await self.send_reset(connection, user_id, account["email"])
             await record(connection, context, "user.reset_sent", user_id, email=account["email"])
@@ -104,7 +120,15 @@ class Operators(Steps):
     ) -> list[str] | None:
         """Grant scopes to the account of `email` (or take them away): its scopes after, or
         None when no account has that address. A grant comes with the next access token; a
-        scope taken away stops working at once."""
+        scope taken away stops working at once. Nobody grants or takes away what they lack,
+        nor changes an account that holds more than they do."""
+        account = await repository.by_email(self.db, email)
+        if account is not None:
+            action = "grant scopes to" if add else "take scopes from"
+            await self.may_act_on(context, account["user_id"], action)
+            if context.scopes is not None and not set(scopes) <= context.scopes:
+                what = f"{action} this account"
+                await self.refuse(context, account["user_id"], what, set(scopes) - context.scopes)
         async with self.db.transaction() as connection:
             account = await repository.by_email(connection, email)
             after = await repository.set_scopes(connection, email, scopes, add=add)
@@ -128,10 +152,17 @@ class Operators(Steps):
         expires_in: timedelta | None = None,
     ) -> str:
         """A new API token, its creation recorded: the secret, which exists nowhere else.
-        Never with a scope its creator lacks."""
+        Never with a scope its creator lacks (a token is not a way to gain a scope)."""
         beyond = set(scopes) - context.scopes if context.scopes is not None else set()
         if beyond:
-            # A token is not a way to gain a scope.
+            await record(
+                self.db,
+                context,
+                "operator.refused",
+                None,
+                action="create a token",
+                scopes=sorted(beyond),
+            )
             raise ScopeBeyondError(beyond)
         async with self.db.transaction() as connection:
             secret = await tokens.create(connection, name, scopes, expires_in)
@@ -139,7 +170,12 @@ class Operators(Steps):
         return secret
 
     async def revoke_token(self, context: Context, name: str) -> bool:
-        """Revoke the live token of this name, recorded; whether there was one."""
+        """Revoke the live token of this name, recorded; whether there was one. Nobody
+        revokes a token that holds more than they do."""
+        held = await tokens.live_scopes(self.db, name)
+        beyond = set(held or ()) - context.scopes if context.scopes is not None else set()
+        if beyond:
+            await self.refuse(context, None, f"revoke the token {name!r}", beyond)
         async with self.db.transaction() as connection:
             revoked = await tokens.revoke(connection, name)
             if revoked:

@@ -90,6 +90,14 @@ async def delete(connection: Connection, user_id: int) -> None:
     await connection.execute("DELETE FROM users WHERE id = $1", user_id)
 
 
+async def scopes_of(db: Runner, user_id: int) -> list[str]:
+    """The scopes of the user's account (none without an account)."""
+    scopes: list[str] | None = await db.fetchval(
+        "SELECT scopes FROM accounts WHERE user_id = $1", user_id
+    )
+    return scopes or []
+
+
 async def set_scopes(db: Runner, email: str, scopes: list[str], *, add: bool) -> list[str] | None:
     """Grant (or take away) scopes; the account's scopes after, or None if no such email."""
     result: list[str] | None = await db.fetchval(

@@ -117,6 +117,7 @@ class SignIn(Steps):
 
     async def end_session(self, context: Context, user_id: int, session_id: UUID) -> bool:
         """End one live session of the user; whether there was one."""
+        await self.may_act_on(context, user_id, "end a session of")
         async with self.db.transaction() as connection:
             ended = await repository.revoke_session(connection, session_id, user_id)
             if ended:

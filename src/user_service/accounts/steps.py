@@ -24,6 +24,7 @@ from . import emails, passwords, repository, throttle
 from .errors import (
     InvalidCredentialsError,
     NoAccountError,
+    NotPermittedError,
     TooManyRequestsError,
     WrongPasswordError,
 )
@@ -90,6 +91,33 @@ class Steps:
         retry_after = await throttle.blocked_for(self.db, signin_key(email))
         if retry_after is not None:
             raise TooManyRequestsError(retry_after, what)
+
+    # Who may do what
+
+    def within(self, context: Context, user_id: int) -> list[str] | None:
+        """The scopes an account may hold for `context`'s actor to change it: its own, or
+        None when it may change any (the CLI, or a person acting on their own account)."""
+        if context.scopes is None or context.user_id == user_id:
+            return None
+        return sorted(context.scopes)
+
+    async def may_act_on(self, context: Context, user_id: int, action: str) -> None:
+        """No operator or token acts on an account that holds more scopes than it does: a
+        403 then, recorded, before anything changes."""
+        within = self.within(context, user_id)
+        if within is None:
+            return
+        beyond = set(await repository.scopes_of(self.db, user_id)) - set(within)
+        if beyond:
+            await self.refuse(context, user_id, f"{action} this account", beyond)
+
+    async def refuse(
+        self, context: Context, user_id: int | None, action: str, beyond: set[str]
+    ) -> None:
+        await record(
+            self.db, context, "operator.refused", user_id, action=action, scopes=sorted(beyond)
+        )
+        raise NotPermittedError(action, beyond)
 
     # Passwords
 

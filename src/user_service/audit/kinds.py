@@ -27,6 +27,7 @@ Kind = Literal[
     "user.sessions_revoked",
     "user.email_changed_by_admin",
     "user.reset_sent",
+    "operator.refused",
 ]
 
 KINDS: tuple[Kind, ...] = get_args(Kind)

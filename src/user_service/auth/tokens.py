@@ -97,6 +97,14 @@ async def revoke(connection: Connection, name: str) -> bool:
     return bool(revoked)
 
 
+async def live_scopes(db: Connection | Database, name: str) -> list[str] | None:
+    """The scopes of the live token of this name, if there is one."""
+    scopes: list[str] | None = await db.fetchval(
+        "SELECT scopes FROM api_tokens WHERE name = $1 AND revoked_at IS NULL", name
+    )
+    return scopes
+
+
 async def is_live(connection: Connection, token: str) -> bool:
     """The token exists, is not revoked and has not expired."""
     live: bool = await connection.fetchval(

@@ -60,10 +60,22 @@ def _audited(change: str, kind: Kind) -> str:
 _CREATE = _audited(
     "INSERT INTO users (nickname) VALUES ($4) RETURNING id, nickname", "user.created"
 )
-_RENAME = _audited(
-    "UPDATE users SET nickname = $5 WHERE id = $4 RETURNING id, nickname", "user.renamed"
+# $4 is who may be changed: a user without an account, or one whose account's scopes are
+# all among these (NULL: anyone). Checked by the statement that changes it, so a scope
+# granted meanwhile is seen.
+_WITHIN = (
+    "($4::text[] IS NULL OR NOT EXISTS (SELECT FROM accounts a "
+    "WHERE a.user_id = $5 AND NOT a.scopes <@ $4::text[]))"
 )
-_DELETE = _audited("DELETE FROM users WHERE id = $4 RETURNING id, nickname", "user.deleted")
+_RENAME = _audited(
+    f"UPDATE users SET nickname = $6 WHERE id = $5 AND {_WITHIN} "  # noqa: S608 (constants)
+    "RETURNING id, nickname",
+    "user.renamed",
+)
+_DELETE = _audited(
+    f"DELETE FROM users WHERE id = $5 AND {_WITHIN} RETURNING id, nickname",  # noqa: S608
+    "user.deleted",
+)
 
 
 async def get(db: Database, *, user_id: int) -> UserView | None:
@@ -78,15 +90,19 @@ async def create(db: Database, context: Context, *, nickname: str) -> UserRead:
     return _user(cast(asyncpg.Record, row))  # INSERT ... RETURNING always yields the row
 
 
-async def rename(db: Database, context: Context, *, user_id: int, nickname: str) -> UserRead | None:
-    """Set a user's nickname; None when there is no such user."""
-    row = await db.fetchrow(_RENAME, *_by(context), user_id, nickname)
+async def rename(
+    db: Database, context: Context, *, user_id: int, nickname: str, within: list[str] | None
+) -> UserRead | None:
+    """Set a user's nickname, if it has no account or one whose scopes are all `within`
+    (None: whatever it holds); None when there is no such user to change."""
+    row = await db.fetchrow(_RENAME, *_by(context), within, user_id, nickname)
     return _user(row) if row else None
 
 
-async def delete(db: Database, context: Context, *, user_id: int) -> bool:
-    """Delete a user; False when there was none (so of concurrent deletes, one wins)."""
-    deleted = await db.fetchrow(_DELETE, *_by(context), user_id)
+async def delete(db: Database, context: Context, *, user_id: int, within: list[str] | None) -> bool:
+    """Delete a user, as `rename` would change it; False when there was none to delete (so
+    of concurrent deletes, one wins)."""
+    deleted = await db.fetchrow(_DELETE, *_by(context), within, user_id)
     return deleted is not None
 
 
