@@ -418,3 +418,42 @@ def test_an_oversized_address_is_a_422_on_every_way_in_never_a_500(app: TestClie
         "/auth/login", data={"username": "a@example.com", "password": "x" * 300}
     )
     assert long_password.status_code == 422
+
+
+def test_a_reset_link_dies_when_the_password_changes(app: TestClient, smtp: SmtpServer) -> None:
+    pair = signed_up(app, smtp, "stale@example.com")
+    app.post("/auth/forgot-password", json={"email": "stale@example.com"})
+    stale = link_token(mails_to(smtp, "stale@example.com", 2)[1])
+    changed = app.post(
+        "/users/me/password",
+        json={"current_password": PASSWORD, "new_password": "a brand new passphrase"},
+        headers=bearer(pair),
+    )
+    assert changed.status_code == 204
+    reset = app.post(
+        "/auth/reset-password", json={"token": stale, "password": "mine now, all mine"}
+    )
+    assert reset.status_code == 400
+    assert reset.json()["type"] == "/problems/invalid-link"
+    login(app, "stale@example.com", "a brand new passphrase")
+
+
+def test_a_reset_link_mailed_to_an_old_address_dies_when_a_new_one_is_verified(
+    app: TestClient, smtp: SmtpServer
+) -> None:
+    pair = signed_up(app, smtp, "old@example.com")
+    app.post("/auth/forgot-password", json={"email": "old@example.com"})
+    stale = link_token(mails_to(smtp, "old@example.com", 2)[1])  # in the old inbox
+    moved = app.post(
+        "/users/me/email",
+        json={"current_password": PASSWORD, "email": "new@example.com"},
+        headers=bearer(pair),
+    )
+    assert moved.status_code == 202
+    verify = link_token(mails_to(smtp, "new@example.com")[0])
+    assert app.post("/auth/verify", json={"token": verify}).status_code == 200
+    reset = app.post(
+        "/auth/reset-password", json={"token": stale, "password": "mine now, all mine"}
+    )
+    assert reset.status_code == 400
+    login(app, "new@example.com")  # the password is as it was

@@ -483,3 +483,32 @@ def test_an_operator_changing_an_address_ends_that_persons_sessions(
     assert site.get("/users/me", headers=bearer(pair)).status_code == 401
     refreshed = site.post("/auth/refresh", json={"refresh_token": pair["refresh_token"]})
     assert refreshed.status_code == 401
+
+
+def test_signing_in_again_ends_the_session_it_replaces(site: TestClient, smtp: SmtpServer) -> None:
+    signed_up(site, smtp, "pat@example.com", "Pat")
+    sign_in(site, "pat@example.com")
+    first = site.cookies["user_service_session"]
+    assert site.get("/account").status_code == 200
+    sign_in_again = post(site, "/account/sign-in", email="pat@example.com", password=PASSWORD)
+    assert sign_in_again.status_code == 303
+    assert site.cookies["user_service_session"] != first
+    assert site.get("/account").status_code == 200
+    site.cookies.clear()
+    site.cookies.set("user_service_session", first)  # the old cookie, kept by someone
+    old = site.get("/account")
+    assert old.status_code == 303
+    assert old.headers["location"].startswith("/account/sign-in")
+
+
+def test_ending_someone_elses_session_is_not_found_and_ends_nothing(
+    site: TestClient, smtp: SmtpServer
+) -> None:
+    pair = signed_up(site, smtp, "pat@example.com", "Pat")
+    [theirs] = site.get("/auth/sessions", headers=bearer(pair)).json()
+    signed_up(site, smtp, "mallory@example.com", "Mallory")
+    sign_in(site, "mallory@example.com")
+    answer = post(site, f"/account/sessions/{theirs['id']}/end")
+    assert answer.status_code == 404
+    assert "signed out" not in answer.text
+    assert site.get("/users/me", headers=bearer(pair)).status_code == 200

@@ -226,15 +226,15 @@ async def touch_session(connection: Connection, session_id: UUID) -> None:
     )
 
 
-async def revoke_session(db: Runner, session_id: UUID, user_id: int | None = None) -> bool:
-    """End a live session (of `user_id`, when given); whether there was one."""
-    revoked = await db.fetchval(
+async def revoke_session(db: Runner, session_id: UUID, user_id: int | None = None) -> int | None:
+    """End a live session (of `user_id`, when given): its user's id, None if there was none."""
+    revoked: int | None = await db.fetchval(
         "UPDATE auth_sessions SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL "
-        "AND ($2::bigint IS NULL OR user_id = $2) RETURNING true",
+        "AND ($2::bigint IS NULL OR user_id = $2) RETURNING user_id",
         session_id,
         user_id,
     )
-    return bool(revoked)
+    return revoked
 
 
 async def revoke_sessions(db: Runner, user_id: int, keep: UUID | None = None) -> None:

@@ -5,6 +5,7 @@ from uuid import UUID
 
 import asyncpg
 
+from ..addresses import key
 from ..audit.repository import record
 from ..context import Context
 from ..database import Connection
@@ -45,8 +46,12 @@ class SelfService(Steps):
             link = await repository.use_link(connection, token, "verify")
             if link is None:
                 raise InvalidLinkError
+            account = await repository.by_id(connection, link["user_id"])
             if not await repository.verify_email(connection, link["user_id"], link["email"]):
                 raise EmailTakenError
+            if account is not None and key(account["email"]) != key(link["email"]):
+                # A new address: a reset link mailed to the old one must not open it.
+                await repository.drop_links(connection, link["user_id"], "reset")
             await record(
                 connection, context, "email.verified", link["user_id"], email=link["email"]
             )
@@ -98,6 +103,7 @@ class SelfService(Steps):
             used = await repository.use_link(connection, token, "reset")
             if used is None:
                 raise InvalidLinkError
+            await repository.drop_links(connection, account["user_id"], "reset")
             await repository.set_password(connection, account["user_id"], password_hash)
             await repository.prove_email(connection, account["user_id"], used["email"])
             await repository.revoke_sessions(connection, account["user_id"])
@@ -126,6 +132,7 @@ class SelfService(Steps):
         )
         async with self.db.transaction() as connection:
             await repository.set_password(connection, user_id, password_hash)
+            await repository.drop_links(connection, user_id, "reset")  # mailed for the old one
             await repository.revoke_sessions(connection, user_id, keep=session_id)
             await record(connection, context, "password.changed", user_id)
             await self._password_changed(connection, account["email"])

@@ -10,6 +10,7 @@ import asyncpg
 from ..audit.repository import record
 from ..auth.guard import Principal, UnauthenticatedError
 from ..context import Context
+from ..database import Connection
 from . import repository, throttle
 from .errors import (
     DisabledAccountError,
@@ -32,8 +33,11 @@ class Opened:
 
 
 class SignIn(Steps):
-    async def sign_in(self, context: Context, *, email: str, password: str) -> Opened:
-        """Check the password and open a session (a page keeps it in a cookie)."""
+    async def sign_in(
+        self, context: Context, *, email: str, password: str, replacing: UUID | None = None
+    ) -> Opened:
+        """Check the password and open a session (a page keeps it in a cookie), ending the
+        one it replaces (a browser's earlier session), if any."""
         await self.limit_address("login", context)
         await self.failures_allowed(email, "failed sign-ins for this account")
         account = await repository.by_email(self.db, email)
@@ -63,6 +67,8 @@ class SignIn(Steps):
             await record(
                 connection, context, "signin.succeeded", account["user_id"], session=str(session_id)
             )
+            if replacing is not None:
+                await self._end(connection, context, replacing, reason="signed in again")
         return Opened(account["user_id"], session_id, account["scopes"])
 
     async def log_in(self, context: Context, *, email: str, password: str) -> dict[str, object]:
@@ -104,22 +110,29 @@ class SignIn(Steps):
             session = await repository.replayed_session(connection, token)
             if session is None:
                 return
-            if await repository.revoke_session(connection, session["id"]):
-                await record(
-                    connection,
-                    context,
-                    "session.revoked",
-                    session["user_id"],
-                    session=str(session["id"]),
-                    reason="refresh token reused",
-                )
+            await self._end(connection, context, session["id"], reason="refresh token reused")
         raise RefreshTokenReusedError
+
+    async def _end(
+        self, connection: Connection, context: Context, session_id: UUID, *, reason: str
+    ) -> None:
+        """End a session, whoever's it is, recording why (if it was live)."""
+        ended = await repository.revoke_session(connection, session_id)
+        if ended is not None:
+            await record(
+                connection,
+                context,
+                "session.revoked",
+                ended,
+                session=str(session_id),
+                reason=reason,
+            )
 
     async def end_session(self, context: Context, user_id: int, session_id: UUID) -> bool:
         """End one live session of the user; whether there was one."""
         await self.may_act_on(context, user_id, "end a session of")
         async with self.db.transaction() as connection:
-            ended = await repository.revoke_session(connection, session_id, user_id)
+            ended = await repository.revoke_session(connection, session_id, user_id) is not None
             if ended:
                 await record(
                     connection, context, "session.revoked", user_id, session=str(session_id)

@@ -8,6 +8,7 @@ from uuid import UUID
 from fastapi import APIRouter, BackgroundTasks, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 
+from .. import errors
 from ..accounts import schemas
 from ..accounts.service import of
 from ..context import from_request
@@ -73,7 +74,10 @@ async def sign_in(request: Request) -> Response:
     try:
         body = web.parse(schemas.SignInForm, data)
         opened = await of(request).sign_in(
-            from_request(request, "anonymous"), email=body.email, password=body.password
+            from_request(request, "anonymous"),
+            email=body.email,
+            password=body.password,
+            replacing=web.cookie_session(request),  # a browser has one session at a time
         )
     except Failed as exc:
         email = str(data.get("email", ""))
@@ -214,7 +218,8 @@ async def change_password(request: Request) -> Response:
 async def end_session(request: Request, session_id: Annotated[UUID, Path()]) -> Response:
     me = await web.signed_in(request)
     await web.form(request)
-    await of(request).end_session(from_request(request), me.user_id, session_id)
+    if not await of(request).end_session(from_request(request), me.user_id, session_id):
+        raise errors.NotFoundError(f"You have no live session {session_id}.")
     if session_id == me.session_id:
         response = web.redirect(request, "/account/sign-in")
         web.forget(response)

@@ -125,14 +125,20 @@ def _secure() -> bool:
     return get_settings().link_base.startswith("https://")
 
 
+def cookie_session(request: Request) -> UUID | None:
+    """The session this browser's cookie names, live or not (the signature is ours)."""
+    signed = request.cookies.get(SESSION_COOKIE)
+    session_id = _cipher(request).unsign("session", signed) if signed else None
+    return UUID(session_id) if session_id else None
+
+
 async def visitor(request: Request) -> Visitor | None:
     """Who is signed in in this browser, if anyone (their session live, account enabled)."""
     if not hasattr(request.state, "visitor"):
         request.state.visitor = None
-        signed = request.cookies.get(SESSION_COOKIE)
-        session_id = _cipher(request).unsign("session", signed) if signed else None
+        session_id = cookie_session(request)
         if session_id:
-            row = await of(request).visitor(UUID(session_id))
+            row = await of(request).visitor(session_id)
             if row is not None:
                 me = Visitor(
                     row["user_id"],
