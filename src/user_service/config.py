@@ -110,6 +110,9 @@ class Settings(BaseSettings):
     auth_hash_queue: int = Field(default=32, ge=0)
     # Links in emails start with this; never taken from a request's Host header.
     public_url: AnyHttpUrl | None = None
+    # With an https PUBLIC_URL, browsers are told to use https alone for this long (at
+    # least 180 days, as the HSTS preload list asks).
+    hsts_max_age: int = Field(default=365 * 24 * 3600, ge=180 * 24 * 3600)
 
     smtp_host: str | None = None
     smtp_port: int | None = Field(default=None, ge=1, le=65535)

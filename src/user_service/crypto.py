@@ -51,14 +51,15 @@ class Cipher:
 
     def sign(self, purpose: str, value: str) -> str:
         """`value` with a signature that only this key makes, for this purpose only."""
-        return f"{value}.{self._mac(purpose, value)}"
+        return f"{value}.{self.mac(purpose, value)}"
 
     def unsign(self, purpose: str, signed: str) -> str | None:
         """The value `sign` signed for this purpose, or None if the signature is not ours."""
         value, _, signature = signed.rpartition(".")
-        return value if hmac.compare_digest(signature, self._mac(purpose, value)) else None
+        return value if hmac.compare_digest(signature, self.mac(purpose, value)) else None
 
-    def _mac(self, purpose: str, value: str) -> str:
+    def mac(self, purpose: str, value: str) -> str:
+        """The signature of `value` for this purpose (HMAC-SHA256, URL-safe base64)."""
         message = f"{purpose}\0{value}".encode()
         return base64.urlsafe_b64encode(hmac.digest(self._mac_key, message, "sha256")).decode()
 

@@ -148,11 +148,16 @@ def get_app() -> FastAPI:
         )
     # Outermost: it sees every request.
     app.state.access = logs.AccessLog(settings.log_format)
+    headers: tuple[tuple[bytes, bytes], ...] = SECURITY_HEADERS
+    if settings.link_base.startswith("https://"):
+        # Served over https: on every response, pages and API alike.
+        hsts = f"max-age={settings.hsts_max_age}".encode()
+        headers = (*headers, (b"strict-transport-security", hsts))
     observability.install(
         app,
         guard=[] if settings.metrics_public else [READ_METRICS],
         access=app.state.access,
-        headers=SECURITY_HEADERS,
+        headers=headers,
     )
     mount(app, health.router)
     load_modules(app)

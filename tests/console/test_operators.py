@@ -16,6 +16,7 @@ from tests.accounts import conftest as accounts
 from tests.accounts.conftest import PASSWORD, bearer, link_token, login, mails_to, signed_up
 from tests.smtp import SmtpServer
 from tests.support import CLI, run_sql
+from user_service.config import get_settings
 from user_service.main import get_app
 
 smtp = accounts.smtp  # the accounts' fixture: the service's emails go to a real SMTP server
@@ -33,11 +34,16 @@ def site(smtp: SmtpServer) -> Iterator[TestClient]:
         yield client
 
 
+def csrf(site: TestClient) -> str:
+    """The CSRF token this browser's pages carry now."""
+    found = re.search(r'name="csrf" value="([^"]+)"', site.get("/account/sign-in").text)
+    assert found
+    return found[1]
+
+
 def post(site: TestClient, path: str, **fields: str | list[str]) -> httpx2.Response:
     """Send a form of the site's, with the CSRF field its pages carry."""
-    if "user_service_csrf" not in site.cookies:
-        site.get("/account/sign-in")  # any page sets the cookie
-    return site.post(path, data={"csrf": site.cookies["user_service_csrf"], **fields})
+    return site.post(path, data={"csrf": csrf(site), **fields})
 
 
 def sign_in(site: TestClient, email: str, password: str = PASSWORD) -> None:
@@ -512,3 +518,70 @@ def test_ending_someone_elses_session_is_not_found_and_ends_nothing(
     assert answer.status_code == 404
     assert "signed out" not in answer.text
     assert site.get("/users/me", headers=bearer(pair)).status_code == 200
+
+
+def test_a_planted_csrf_cookie_and_field_do_not_post_as_the_person(
+    site: TestClient, smtp: SmtpServer
+) -> None:
+    signed_up(site, smtp, "pat@example.com", "Pat")
+    sign_in(site, "pat@example.com")
+    # What a sibling subdomain (or plain http on the network) can plant: a cookie and a
+    # field that match, the attacker's own choice or taken from the attacker's own browser.
+    with TestClient(get_app(), follow_redirects=False) as attacker:
+        theirs = csrf(attacker), attacker.cookies["user_service_csrf"]
+    session = site.cookies["user_service_session"]
+    for token, cookie in (("planted", "planted"), theirs):
+        site.cookies.clear()
+        site.cookies.set("user_service_session", session)
+        site.cookies.set("user_service_csrf", cookie)
+        forged = site.post("/account/name", data={"csrf": token, "name": "Hacked"})
+        assert forged.status_code == 403
+        assert "did not come from this site" in forged.text
+    assert "Hacked" not in site.get("/account").text
+
+
+def test_the_csrf_token_is_a_new_one_at_sign_in_and_at_sign_out(
+    site: TestClient, smtp: SmtpServer
+) -> None:
+    signed_up(site, smtp, "pat@example.com", "Pat")
+    site.cookies.clear()
+    before = csrf(site)
+    signing_in = {"email": "pat@example.com", "password": PASSWORD, "next": "/account"}
+    assert site.post("/account/sign-in", data={"csrf": before, **signing_in}).status_code == 303
+    signed = csrf(site)
+    assert signed != before
+    refused = site.post("/account/name", data={"csrf": before, "name": "Old token"})
+    assert refused.status_code == 403  # the token from before sign-in serves no signed-in form
+    assert site.post("/account/sign-out", data={"csrf": signed}).status_code == 303
+    after = csrf(site)
+    assert after not in (before, signed)
+    for stale in (before, signed):
+        again = site.post("/account/sign-in", data={"csrf": stale, **signing_in})
+        assert again.status_code == 403
+    assert site.post("/account/sign-in", data={"csrf": after, **signing_in}).status_code == 303
+
+
+def test_under_an_https_public_url_cookies_are_host_only_and_hsts_is_on(
+    monkeypatch: pytest.MonkeyPatch, smtp: SmtpServer
+) -> None:
+    with TestClient(get_app(), follow_redirects=False) as plain:
+        assert "strict-transport-security" not in plain.get("/healthz").headers
+        plain.get("/account/sign-in")
+        assert list(plain.cookies.keys()) == ["user_service_csrf"]
+    monkeypatch.setenv("PUBLIC_URL", "https://id.example")
+    get_settings.cache_clear()
+    with TestClient(get_app(), base_url="https://testserver", follow_redirects=False) as site:
+        set_cookie = site.get("/account/sign-in").headers["set-cookie"]
+        for path in ("/healthz", "/users", "/account/sign-in", "/nowhere"):
+            answer = site.get(path)
+            assert answer.headers["strict-transport-security"] == "max-age=31536000", path
+        assert set_cookie.startswith("__Host-user_service_csrf=")
+        assert "Secure" in set_cookie
+        assert "Path=/" in set_cookie
+        assert "Domain" not in set_cookie
+        signed_up(site, smtp, "pat@example.com", "Pat")
+        form = {"email": "pat@example.com", "password": PASSWORD, "next": "/account"}
+        signed_in = site.post("/account/sign-in", data={"csrf": csrf(site), **form})
+        assert signed_in.status_code == 303
+        assert "__Host-user_service_session" in site.cookies
+        assert site.get("/account").status_code == 200

@@ -69,7 +69,7 @@ async def sign_in_page(request: Request, next: str = "/account") -> Response:
 
 @router.post("/sign-in")
 async def sign_in(request: Request) -> Response:
-    data = await web.form(request)
+    data = await web.form(request, anonymous=True)
     target = _next(str(data.get("next", "")))
     try:
         body = web.parse(schemas.SignInForm, data)
@@ -105,7 +105,7 @@ async def sign_up_page(request: Request) -> Response:
 
 @router.post("/sign-up")
 async def sign_up(request: Request, answer: BackgroundTasks) -> Response:
-    data = await web.form(request)
+    data = await web.form(request, anonymous=True)
     try:
         body = web.parse(schemas.Register, data)
         await of(request).register(
@@ -129,7 +129,7 @@ async def verify_page(request: Request, token: Token = "") -> Response:
 
 @router.post("/verify")
 async def verify(request: Request) -> Response:
-    data = await web.form(request)
+    data = await web.form(request, anonymous=True)
     try:
         body = web.parse(schemas.TokenIn, data)
         await of(request).verify(from_request(request, "anonymous"), body.token)
@@ -145,7 +145,7 @@ async def forgot_page(request: Request) -> Response:
 
 @router.post("/forgot-password")
 async def forgot(request: Request, answer: BackgroundTasks) -> Response:
-    data = await web.form(request)
+    data = await web.form(request, anonymous=True)
     try:
         body = web.parse(schemas.EmailIn, data)
         await of(request).forgot(from_request(request, "anonymous", answer), body.email)
@@ -161,7 +161,7 @@ async def reset_page(request: Request, token: Token = "") -> Response:
 
 @router.post("/reset-password")
 async def reset(request: Request) -> Response:
-    data = await web.form(request)
+    data = await web.form(request, anonymous=True)
     try:
         body = web.parse(schemas.ResetPassword, data)
         await of(request).reset(from_request(request, "anonymous"), body.token, body.password)

@@ -127,7 +127,7 @@ def _secure() -> bool:
 
 def cookie_session(request: Request) -> UUID | None:
     """The session this browser's cookie names, live or not (the signature is ours)."""
-    signed = request.cookies.get(SESSION_COOKIE)
+    signed = request.cookies.get(_cookie(SESSION_COOKIE))
     session_id = _cipher(request).unsign("session", signed) if signed else None
     return UUID(session_id) if session_id else None
 
@@ -172,18 +172,47 @@ async def operator(request: Request, scope: str) -> Visitor:
     return found
 
 
+def _cookie(name: str) -> str:
+    # Under https, the __Host- prefix: the browser keeps such a cookie only if it is Secure,
+    # for the whole site (Path=/) and for this host alone (no Domain), so a sibling
+    # subdomain cannot plant it.
+    return f"__Host-{name}" if _secure() else name
+
+
+def _nonce(request: Request) -> str:
+    """This browser's anonymous CSRF secret: the cookie's, or one made now (set with the
+    answer)."""
+    nonce = request.cookies.get(_cookie(CSRF_COOKIE)) or getattr(request.state, "new_csrf", None)
+    if nonce is None:
+        nonce = request.state.new_csrf = secrets.token_urlsafe(32)
+    return nonce
+
+
 def _csrf(request: Request) -> str:
-    token = request.cookies.get(CSRF_COOKIE) or getattr(request.state, "new_csrf", None)
-    if token is None:
-        token = request.state.new_csrf = secrets.token_urlsafe(32)
-    return token
+    """The CSRF token of this browser's forms: bound to its session (a MAC of the session
+    id under the secret key, which nobody makes without both), or before sign-in to its
+    anonymous secret, which serves only the forms of people not signed in."""
+    session_id = cookie_session(request)
+    if session_id is not None:
+        return _cipher(request).mac("csrf", str(session_id))
+    return _cipher(request).mac("csrf-anonymous", _nonce(request))
 
 
-async def form(request: Request) -> FormData:
-    """The posted form, once its CSRF token matches this browser's."""
+async def form(request: Request, *, anonymous: bool = False) -> FormData:
+    """The posted form, once its CSRF token is this browser's: bound to its session, or,
+    for an `anonymous` form (sign-in, sign-up, verify, forgot, reset), to its anonymous
+    secret."""
     data = await request.form()
-    sent, expected = data.get(CSRF_FIELD), request.cookies.get(CSRF_COOKIE)
-    if not (isinstance(sent, str) and expected and secrets.compare_digest(sent, expected)):
+    cipher = _cipher(request)
+    expected = []
+    session_id = cookie_session(request)
+    if session_id is not None:
+        expected.append(cipher.mac("csrf", str(session_id)))
+    nonce = request.cookies.get(_cookie(CSRF_COOKIE))
+    if anonymous and nonce:
+        expected.append(cipher.mac("csrf-anonymous", nonce))
+    sent = data.get(CSRF_FIELD)
+    if not (isinstance(sent, str) and any(secrets.compare_digest(sent, e) for e in expected)):
         raise CsrfError
     return data
 
@@ -207,16 +236,21 @@ def _finish(request: Request, response: Response) -> Response:
     response.headers.update(PAGE_HEADERS)
     new_csrf = getattr(request.state, "new_csrf", None)
     if new_csrf:
-        response.set_cookie(
-            CSRF_COOKIE, new_csrf, httponly=True, samesite="strict", secure=_secure(), path="/"
-        )
+        _set_nonce(response, new_csrf)
     return response
 
 
-def remember(request: Request, response: Response, session_id: UUID) -> None:
-    """Sign this browser in to `session_id`."""
+def _set_nonce(response: Response, nonce: str) -> None:
     response.set_cookie(
-        SESSION_COOKIE,
+        _cookie(CSRF_COOKIE), nonce, httponly=True, samesite="strict", secure=_secure(), path="/"
+    )
+
+
+def remember(request: Request, response: Response, session_id: UUID) -> None:
+    """Sign this browser in to `session_id`: its forms then need that session's token, and
+    its anonymous secret is a new one."""
+    response.set_cookie(
+        _cookie(SESSION_COOKIE),
         _cipher(request).sign("session", str(session_id)),
         max_age=int(get_settings().auth_refresh_ttl.total_seconds()),
         httponly=True,
@@ -224,10 +258,13 @@ def remember(request: Request, response: Response, session_id: UUID) -> None:
         secure=_secure(),
         path="/",
     )
+    _set_nonce(response, secrets.token_urlsafe(32))
 
 
 def forget(response: Response) -> None:
-    response.delete_cookie(SESSION_COOKIE, path="/")
+    """Sign this browser out, with a new anonymous secret: no token from before serves."""
+    response.delete_cookie(_cookie(SESSION_COOKIE), path="/", secure=_secure(), httponly=True)
+    _set_nonce(response, secrets.token_urlsafe(32))
 
 
 class PageRoute(APIRoute):
