@@ -2,6 +2,7 @@
 
 import http.client
 import os
+import re
 import time
 from collections.abc import Callable, Iterator
 
@@ -205,3 +206,30 @@ def test_head_where_there_is_no_get_is_405(server: Server) -> None:
         refused = client.head("/auth/register")
     assert refused.status_code == 405
     assert refused.headers["allow"] == "POST"
+
+
+def test_the_api_docs_refer_to_nothing_off_the_service(configured: pytest.MonkeyPatch) -> None:
+    with app_with(configured) as client:
+        page = client.get("/docs")
+        assert page.status_code == 200
+        csp = page.headers["content-security-policy"]
+        assert "script-src 'self'" in csp
+        assert "frame-ancestors 'none'" in csp
+        assert page.headers["x-frame-options"] == "DENY"
+        assert "<script>" not in page.text  # no inline script: the CSP would refuse it
+        loaded = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+        assert loaded
+        assert all(url.startswith("/docs/") for url in loaded), loaded
+        for url in loaded:
+            assert client.get(url).status_code == 200, url
+        redoc = client.get("/redoc", follow_redirects=False)
+        assert (redoc.status_code, redoc.headers["location"]) == (308, "/docs")
+
+
+def test_api_docs_false_turns_the_pages_off_and_keeps_the_document(
+    configured: pytest.MonkeyPatch,
+) -> None:
+    with app_with(configured, API_DOCS="false") as client:
+        assert [client.get(path).status_code for path in ("/docs", "/redoc")] == [404, 404]
+        assert client.get("/docs/vendor/swagger-ui-bundle.js").status_code == 404
+        assert client.get("/openapi.json").status_code == 200

@@ -127,7 +127,8 @@ class Settings(BaseSettings):
     mail_sender: bool = True
 
     metrics_public: bool = False
-    docs_enabled: bool = True
+    docs_enabled: bool = True  # /openapi.json and the pages of API_DOCS
+    api_docs: bool = True  # /docs and /redoc
     cors_origins: Annotated[list[str], NoDecode] = []
 
     # json for machines (the default outside a terminal), text for people.

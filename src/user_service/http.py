@@ -84,6 +84,18 @@ JSON_BODY = Depends(_require_json)
 SECURITY_HEADERS = ((b"x-content-type-options", b"nosniff"), (b"cache-control", b"no-store"))
 
 
+# Pages (the console, the account pages, the API docs) load nothing from elsewhere and are
+# never framed; forms post only here.
+PAGE_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        "frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+}
+
+
 class Json(JSONResponse):
     """A route's answer, already in the shape of its declared `response_model`, encoded once
     by pydantic-core. Returned as a value, FastAPI would validate it against that model again,

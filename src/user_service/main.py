@@ -15,6 +15,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from starlette.routing import BaseRoute, Route
 
 from . import (
+    apidocs,
     crypto,
     database,
     detached,
@@ -125,8 +126,8 @@ def get_app() -> FastAPI:
         summary="Add, read, rename, list and delete users.",
         version="0.1.0",
         lifespan=lifespan,
-        docs_url="/docs" if settings.docs_enabled else None,
-        redoc_url="/redoc" if settings.docs_enabled else None,
+        docs_url=None,  # apidocs serves them, with nothing fetched from elsewhere
+        redoc_url=None,
         openapi_url="/openapi.json" if settings.docs_enabled else None,
         # Requests are observed by our own metrics and log (observability.py); FastAPI's
         # OpenTelemetry would ask the global providers on every request.
@@ -160,6 +161,8 @@ def get_app() -> FastAPI:
         headers=headers,
     )
     mount(app, health.router)
+    if app.openapi_url and settings.api_docs:
+        apidocs.install(app, app.openapi_url)
     load_modules(app)
     app.router.routes.append(HeadAsGet(app.router.routes))
     return app

@@ -194,3 +194,23 @@ def test_an_operator_searches_renames_disables_and_deletes_users(
     screenshot(operator, "console-audit")
     for kind in ("user.renamed", "user.disabled", "user.deleted"):
         expect(operator.get_by_role("cell", name=kind).first).to_be_visible()
+
+
+def test_the_api_docs_work_under_their_csp_and_fetch_nothing_from_elsewhere(
+    page: Page, live: Server
+) -> None:
+    fetched: list[str] = []
+    refused: list[str] = []
+    page.on("request", lambda request: fetched.append(request.url))
+    page.on(
+        "console",
+        lambda message: (
+            refused.append(message.text) if "Content Security Policy" in message.text else None
+        ),
+    )
+    page.goto("/docs")
+    page.get_by_text("/users/{user_id}").first.wait_for()  # Swagger UI drew the operations
+    page.get_by_role("button", name="Authorize").wait_for()
+    assert fetched
+    assert all(url.startswith(live.url) for url in fetched), fetched
+    assert not refused

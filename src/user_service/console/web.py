@@ -27,22 +27,13 @@ from ..config import get_settings
 from ..crypto import Cipher
 from ..database import UNAVAILABLE
 from ..errors import AppError, InvalidInputError
+from ..http import PAGE_HEADERS
 
 SESSION_COOKIE = "user_service_session"
 CSRF_COOKIE = "user_service_csrf"
 CSRF_FIELD = "csrf"
 
 templates = Jinja2Templates(directory=Path(__file__).with_name("templates"))
-
-# Pages load nothing from elsewhere and are never framed; forms post only here.
-PAGE_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-        "frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
-    ),
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "same-origin",
-}
 
 
 @dataclass(frozen=True, slots=True)
