@@ -585,3 +585,23 @@ def test_under_an_https_public_url_cookies_are_host_only_and_hsts_is_on(
         assert signed_in.status_code == 303
         assert "__Host-user_service_session" in site.cookies
         assert site.get("/account").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "//evil.example/x",
+        "https://evil.example/",
+        "/\\evil.example",
+        "/\t/evil.example",
+        "javascript:x",
+    ],
+)
+def test_the_page_after_sign_in_is_always_on_this_site(
+    site: TestClient, smtp: SmtpServer, target: str
+) -> None:
+    signed_up(site, smtp, "pat@example.com", "Pat")
+    form = {"email": "pat@example.com", "password": PASSWORD, "next": target}
+    answer = site.post("/account/sign-in", data={"csrf": csrf(site), **form})
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/account"

@@ -22,8 +22,10 @@ Failed = (AppError, RequestValidationError)
 
 
 def _next(target: str) -> str:
-    # Only a path of this site: never an open redirect.
-    return target if target.startswith("/") and not target.startswith("//") else "/account"
+    # Only a path of this site: never an open redirect. Browsers read a backslash as a slash
+    # and drop tabs and newlines, so "/<backslash>evil" and "/<tab>/evil" lead to //evil.
+    local = target.startswith("/") and not target.startswith("//") and target.isprintable()
+    return target if local and "\\" not in target else "/account"
 
 
 # What a redirect after a change says: by code, so that a link cannot put words on the page.
