@@ -1,6 +1,7 @@
 """Accounts as an attacker tries them: enumeration by answer and by time, guessing, forged
 and replayed tokens, races, and secrets where they must never be."""
 
+import asyncio
 import json
 import statistics
 import subprocess
@@ -23,7 +24,14 @@ from tests.accounts.conftest import (
 )
 from tests.smtp import SmtpServer
 from tests.support import CLI, run_sql
+from user_service import database
+from user_service.accounts.errors import NotPermittedError
+from user_service.accounts.service import Accounts
 from user_service.config import get_settings
+from user_service.context import CLI as COMMAND_LINE
+from user_service.context import Context
+from user_service.crypto import Cipher, secret_key
+from user_service.mail import Sender
 from user_service.main import get_app
 
 # Headers that differ between any two responses, whatever they answer.
@@ -457,3 +465,41 @@ def test_a_reset_link_mailed_to_an_old_address_dies_when_a_new_one_is_verified(
     )
     assert reset.status_code == 400
     login(app, "new@example.com")  # the password is as it was
+
+
+def test_nobody_grants_or_takes_away_scopes_beyond_their_own(smtp: SmtpServer) -> None:
+    """Scopes change from the CLI, which may do anything; the rule holds for any other
+    caller of the accounts service."""
+
+    async def scenario() -> list[str]:
+        settings = get_settings()
+        async with database.connect(settings) as db:
+            cipher = Cipher(secret_key(settings))
+            accounts = Accounts.build(db, settings, cipher, Sender(db, settings, cipher))
+            plain = await accounts.invite(COMMAND_LINE, name="Plain", email="plain@example.com")
+            boss = await accounts.invite(COMMAND_LINE, name="Boss", email="boss@example.com")
+            await accounts.set_scopes(COMMAND_LINE, "boss@example.com", ["audit:read"], add=True)
+            operator = Context("user:1", scopes=frozenset({"users:read", "users:write"}))
+            outcomes = []
+            for email, scopes, add in (
+                ("plain@example.com", ["audit:read"], True),  # a scope it lacks
+                ("boss@example.com", ["users:read"], True),  # an account holding more
+                ("boss@example.com", ["audit:read"], False),
+                ("plain@example.com", ["users:read"], True),  # within its own: fine
+            ):
+                try:
+                    await accounts.set_scopes(operator, email, scopes, add=add)
+                    outcomes.append("done")
+                except NotPermittedError as exc:
+                    outcomes.append(exc.detail)
+            held = [await accounts.user(user_id) for user_id in (plain, boss)]
+            return [*outcomes, *(str(user["scopes"]) for user in held)]
+
+    assert asyncio.run(scenario()) == [
+        "You may not grant scopes to this account without audit:read.",
+        "You may not grant scopes to this account without audit:read.",
+        "You may not take scopes from this account without audit:read.",
+        "done",
+        "['users:read']",
+        "['audit:read']",
+    ]

@@ -445,11 +445,11 @@ def test_an_operator_cannot_act_on_an_account_that_holds_more_than_they_do(
     assert not mails_to(smtp, "mallory@example.com", 0)
     refused = run_sql(
         database_url,
-        "SELECT actor, subject_user_id, details->>'action' AS action FROM audit_events "
-        "WHERE kind = 'operator.refused' ORDER BY id",
+        "SELECT actor, subject_user_id, details->>'action' AS action, details->'lacking' "
+        "AS lacking FROM audit_events WHERE kind = 'operator.refused' ORDER BY id",
     )
     assert [tuple(row) for row in refused] == [
-        (f"user:{me}", boss_id, f"{action} this account")
+        (f"user:{me}", boss_id, f"{action} this account", '["audit:read", "metrics:read"]')
         for action in (
             "change the email of",
             "send a password reset to",

@@ -155,14 +155,8 @@ class Operators(Steps):
         Never with a scope its creator lacks (a token is not a way to gain a scope)."""
         beyond = set(scopes) - context.scopes if context.scopes is not None else set()
         if beyond:
-            await record(
-                self.db,
-                context,
-                "operator.refused",
-                None,
-                action="create a token",
-                scopes=sorted(beyond),
-            )
+            details = {"action": "create a token", "lacking": sorted(beyond)}
+            await record(self.db, context, "operator.refused", None, **details)
             raise ScopeBeyondError(beyond)
         async with self.db.transaction() as connection:
             secret = await tokens.create(connection, name, scopes, expires_in)

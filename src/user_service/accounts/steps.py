@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, ParamSpec
+from typing import Any, NoReturn, ParamSpec
 from urllib.parse import urlencode
 
 import asyncpg
@@ -112,12 +112,12 @@ class Steps:
             await self.refuse(context, user_id, f"{action} this account", beyond)
 
     async def refuse(
-        self, context: Context, user_id: int | None, action: str, beyond: set[str]
-    ) -> None:
-        await record(
-            self.db, context, "operator.refused", user_id, action=action, scopes=sorted(beyond)
-        )
-        raise NotPermittedError(action, beyond)
+        self, context: Context, user_id: int | None, what: str, lacking: set[str]
+    ) -> NoReturn:
+        """Record that the actor may not do `what` for `lacking` scopes; raise the 403."""
+        details = {"action": what, "lacking": sorted(lacking)}
+        await record(self.db, context, "operator.refused", user_id, **details)
+        raise NotPermittedError(what, lacking)
 
     # Passwords
 
