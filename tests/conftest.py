@@ -18,6 +18,9 @@ os.environ.setdefault("AUTH_ARGON2_TIME_COST", "1")
 # Tokens are checked on every request, so a test sees a revocation at once; one test checks
 # the production default of a second (auth/test_tokens.py).
 os.environ.setdefault("AUTH_TOKEN_CACHE_SECONDS", "0")
+# Operators need not enrol a second factor to use their scopes in every test; the tests of
+# second factors check the default (required).
+os.environ.setdefault("AUTH_OPERATOR_MFA", "optional")
 # Only the app or server a test gives a mail server delivers email: any other (the
 # session's server, say) would take the queued emails of the test that waits for them.
 os.environ["MAIL_SENDER"] = "false"

@@ -102,6 +102,8 @@ class Settings(BaseSettings):
     # Per client address, for each of register, login, forgot-password and verify/resend.
     auth_address_limit_per_minute: int = Field(default=10, ge=1)
     password_min_length: int = Field(default=12, ge=8, le=256)
+    # Whether an account holding any scope must have signed in with two factors to use them.
+    auth_operator_mfa: Literal["required", "optional"] = "required"
     # argon2id cost (OWASP: at least 19 MiB and 2 passes) and how many hashes run at once
     # per worker; requests beyond AUTH_HASH_QUEUE waiting ones get 503.
     auth_argon2_memory_kib: int = Field(default=19 * 1024, ge=8)

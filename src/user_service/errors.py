@@ -54,6 +54,7 @@ class AppError(Exception):
         super().__init__(detail or self.message)
         self.detail = detail or self.message
         self.headers = headers
+        self.extra: dict[str, Any] = {}  # members of the problem body beyond RFC 9457's
 
 
 class NotFoundError(AppError):
@@ -112,7 +113,7 @@ async def _app_error(request: Request, exc: Exception) -> JSONResponse:
     exc = cast(AppError, exc)  # the handler for AppError: Starlette types it as Exception
     if isinstance(exc, InvalidInputError):
         return await _validation_error(request, RequestValidationError(exc.errors))
-    return problem(exc.status_code, exc.detail, exc.headers, exc.type)
+    return problem(exc.status_code, exc.detail, exc.headers, exc.type, **exc.extra)
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:

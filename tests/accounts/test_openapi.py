@@ -25,12 +25,22 @@ def test_self_service_routes_need_a_signed_in_person_and_sign_in_is_a_password_f
         "POST /auth/logout",
         "GET /auth/sessions",
         "DELETE /auth/sessions/{session_id}",
+        "GET /users/me/mfa",
+        "POST /users/me/mfa/totp",
+        "POST /users/me/mfa/totp/confirm",
+        "DELETE /users/me/mfa/totp",
+        "POST /users/me/mfa/recovery-codes",
+        "POST /users/me/mfa/passkey-options",
+        "POST /users/me/mfa/passkeys",
+        "DELETE /users/me/mfa/passkeys/{passkey_id}",
     }
     public = (
         "/auth/register",
         "/auth/verify",
         "/auth/login",
         "/auth/refresh",
+        "/auth/mfa",
+        "/auth/passkey",
         "/.well-known/jwks.json",
     )
     for path in public:

@@ -6,7 +6,10 @@ from fastapi import FastAPI, Request
 
 from ..auth.guard import Principal
 from ..main import mount
-from . import models  # noqa: F401 (registers the tables on the shared metadata)
+from . import (
+    mfa_router,
+    models,  # noqa: F401 (registers the tables on the shared metadata)
+)
 from .router import auth, me, wellknown
 from .service import of
 from .service import serve as lifespan
@@ -21,5 +24,7 @@ async def _person(request: Request, token: str) -> Principal | None:
 def init_app(app: FastAPI) -> None:
     mount(app, auth)
     mount(app, me)
+    mount(app, mfa_router.auth)
+    mount(app, mfa_router.me)
     mount(app, wellknown)
     app.state.auth.people = _person

@@ -97,3 +97,14 @@ def email_changed_by_operator(new: str) -> Message:
             "ask for this, contact them."
         ],
     )
+
+
+def second_factor_changed(what: str, forgot_link: str) -> Message:
+    return Message(
+        "Your sign-in changed",
+        [
+            f"{what} If this was not you, reset your password now, and ask an operator to "
+            "clear your second factors."
+        ],
+        forgot_link,
+    )

@@ -96,3 +96,64 @@ class TooManyRequestsError(AppError):
         super().__init__(
             f"Too many {what}; retry in {retry_after}s.", {"Retry-After": str(retry_after)}
         )
+
+
+class SecondFactorRequiredError(AppError):
+    """The password was right; a second factor completes the sign-in (POST /auth/mfa)."""
+
+    status_code = HTTPStatus.UNAUTHORIZED
+    type = "/problems/mfa-required"
+    message = "The password is right; a second factor is needed: send one with the mfa_token."
+
+    def __init__(self, mfa_token: str, methods: list[str]) -> None:
+        super().__init__()
+        self.mfa_token = mfa_token
+        self.methods = methods
+        self.extra = {"mfa_token": mfa_token, "methods": methods}
+
+
+class InvalidMfaTokenError(AppError):
+    status_code = HTTPStatus.UNAUTHORIZED
+    type = "/problems/invalid-mfa-token"
+    message = "The mfa_token is not valid: it was used, or it has expired. Sign in again."
+
+
+class WrongCodeError(AppError):
+    status_code = HTTPStatus.UNAUTHORIZED
+    type = "/problems/wrong-code"
+    message = "The code is wrong, or used already."
+
+
+class NothingPendingError(AppError):
+    status_code = HTTPStatus.CONFLICT
+    type = "/problems/nothing-pending"
+    message = "No authenticator is waiting to be confirmed: set one up first."
+
+
+class TotpOnError(AppError):
+    status_code = HTTPStatus.CONFLICT
+    type = "/problems/totp-on"
+    message = "An authenticator app is set up already: turn it off first."
+
+
+class TotpOffError(AppError):
+    status_code = HTTPStatus.CONFLICT
+    type = "/problems/totp-off"
+    message = "No authenticator app is set up."
+
+
+class InvalidPasskeyError(AppError):
+    status_code = HTTPStatus.BAD_REQUEST
+    type = "/problems/invalid-passkey"
+    message = "The passkey's answer is not valid for this challenge, origin or site."
+
+
+class NoPasskeyError(NotFoundError):
+    def __init__(self, passkey_id: object) -> None:
+        super().__init__(f"You have no passkey {passkey_id}.")
+
+
+class OwnAccountError(AppError):
+    status_code = HTTPStatus.CONFLICT
+    type = "/problems/own-account"
+    message = "That is your own account: an operator does not do this to themselves."

@@ -98,7 +98,9 @@ class Signer:
         if age > RELOAD_SECONDS or (kid is not None and kid not in self._public and age > 1):
             await self._load()
 
-    async def issue(self, *, user_id: int, session_id: uuid.UUID, scopes: list[str]) -> str:
+    async def issue(
+        self, *, user_id: int, session_id: uuid.UUID, scopes: list[str], amr: list[str]
+    ) -> str:
         await self._fresh()
         now = int(time.time())
         claims = {
@@ -107,6 +109,7 @@ class Signer:
             "sub": str(user_id),
             "sid": str(session_id),
             "scope": " ".join(scopes),
+            "amr": amr,  # how the session was signed in to (RFC 8176)
             "iat": now,
             "exp": now + self.ttl,
             "jti": secrets.token_urlsafe(12),

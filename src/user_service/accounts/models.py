@@ -2,6 +2,7 @@
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     ForeignKey,
@@ -69,6 +70,8 @@ auth_sessions = Table(
     Column("revoked_at", DateTime(timezone=True)),
     Column("client_address", Text),
     Column("user_agent", Text),
+    # How it was signed in to (RFC 8176 values: pwd, otp, hwk, swk, mfa): tokens carry it.
+    Column("amr", ARRAY(Text), nullable=False, server_default=text("'{pwd}'")),
     Index("ix_auth_sessions_user_id", "user_id"),
 )
 
@@ -105,4 +108,69 @@ throttles = Table(
     Column("window_start", DateTime(timezone=True), nullable=False, server_default=_NOW),
     Column("count", Integer, nullable=False, server_default=text("0")),
     Column("blocked_until", DateTime(timezone=True)),
+)
+
+
+# Second factors. An authenticator app's secret (RFC 6238), encrypted by AUTH_SECRET_KEY;
+# pending until a code confirms it. last_step: the newest time step accepted, which no code
+# may use again (§5.2).
+totp_secrets = Table(
+    "totp_secrets",
+    metadata,
+    Column(
+        "user_id", BigInteger, ForeignKey("accounts.user_id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("secret", LargeBinary, nullable=False),
+    Column("confirmed_at", DateTime(timezone=True)),
+    Column("last_step", BigInteger, nullable=False, server_default=text("0")),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=_NOW),
+)
+
+# Single-use codes for when the authenticator is lost: only their SHA-256 is kept.
+recovery_codes = Table(
+    "recovery_codes",
+    metadata,
+    Column("code_hash", LargeBinary, primary_key=True),
+    Column(
+        "user_id", BigInteger, ForeignKey("accounts.user_id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=_NOW),
+    Column("used_at", DateTime(timezone=True)),
+    Index("ix_recovery_codes_user_id", "user_id"),
+)
+
+# WebAuthn credentials (passkeys): the public key, and the signature counter the
+# authenticator last reported (a clone's lower count gives it away).
+passkeys = Table(
+    "passkeys",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True, server_default=func.gen_random_uuid()),
+    Column(
+        "user_id", BigInteger, ForeignKey("accounts.user_id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("credential_id", LargeBinary, nullable=False, unique=True),
+    Column("public_key", LargeBinary, nullable=False),
+    Column("sign_count", BigInteger, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("synced", Boolean, nullable=False),  # backed up: a software key (amr swk)
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=_NOW),
+    Column("last_used_at", DateTime(timezone=True)),
+    Index("ix_passkeys_user_id", "user_id"),
+)
+
+# A sign-in halfway: the password was right, the second factor is due. The token is shown
+# once (only its hash is kept), lives 5 minutes and completes one sign-in. A WebAuthn
+# challenge (a passkey's) is kept here or, for a passkey sign-in or a new passkey, alone.
+sign_in_challenges = Table(
+    "sign_in_challenges",
+    metadata,
+    Column("token_hash", LargeBinary, primary_key=True),
+    Column("user_id", BigInteger, ForeignKey("users.id", ondelete="CASCADE")),
+    Column("purpose", Text, nullable=False),  # second-factor | passkey | new-passkey
+    Column("webauthn_challenge", LargeBinary),
+    Column("replacing", UUID(as_uuid=True)),  # a browser's session the sign-in ends
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=_NOW),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("used_at", DateTime(timezone=True)),
+    Index("ix_sign_in_challenges_user_id", "user_id"),
 )

@@ -12,7 +12,7 @@ from ..context import Context
 from ..users import repository as users
 from ..users.schemas import UserRead
 from . import emails, repository
-from .errors import EmailTakenError, NoUserError, ScopeBeyondError
+from .errors import EmailTakenError, NoUserError, OwnAccountError, ScopeBeyondError
 from .steps import Steps
 
 # The password hash of an invited person until they choose one: not an argon2 hash, so that
@@ -136,6 +136,24 @@ class Operators(Steps):
                 kind: Kind = "scopes.granted" if add else "scopes.revoked"
                 await record(connection, context, kind, account["user_id"], scopes=scopes)
         return after
+
+    async def clear_second_factors(self, context: Context, user_id: int) -> None:
+        """Take every second factor off someone else's account (they lost theirs): the next
+        sign-in asks for the password alone."""
+        if context.user_id == user_id:
+            raise OwnAccountError
+        account = await self.account(user_id)
+        await self.may_act_on(context, user_id, "clear the second factors of")
+        async with self.db.transaction() as connection:
+            await repository.clear_second_factors(connection, user_id)
+            await record(connection, context, "mfa.cleared", user_id)
+            text = (
+                "The sign-in of your account changed. An operator took its second factors off:"
+                " the next sign-in asks for the password alone."
+            )
+            message = emails.second_factor_changed(text, self.link("forgot-password"))
+            await self.send(connection, account["email"], message)
+        self.sent()
 
     # API tokens
 

@@ -172,14 +172,16 @@ async def open_session(
     ttl: timedelta,
     client_address: str | None,
     user_agent: str | None,
+    amr: list[str],
 ) -> UUID:
     session_id: UUID = await connection.fetchval(
-        "INSERT INTO auth_sessions (user_id, expires_at, client_address, user_agent) "
-        "VALUES ($1, now() + $2::interval, $3, $4) RETURNING id",
+        "INSERT INTO auth_sessions (user_id, expires_at, client_address, user_agent, amr) "
+        "VALUES ($1, now() + $2::interval, $3, $4, $5) RETURNING id",
         user_id,
         ttl,
         client_address,
         user_agent,
+        amr,
     )
     return session_id
 
@@ -205,7 +207,7 @@ async def use_refresh(
         "WHERE r.token_hash = $1 AND r.used_at IS NULL AND r.created_at > now() - $2::interval "
         "AND s.id = r.session_id AND s.revoked_at IS NULL AND s.expires_at > now() "
         "AND a.disabled_at IS NULL "
-        "RETURNING s.id AS session_id, s.user_id, a.scopes",
+        "RETURNING s.id AS session_id, s.user_id, a.scopes, s.amr",
         digest(token),
         idle_ttl,
     )
@@ -249,7 +251,7 @@ async def revoke_sessions(db: Runner, user_id: int, keep: UUID | None = None) ->
 
 async def live_sessions(db: Runner, user_id: int) -> list[asyncpg.Record]:
     return await db.fetch(
-        "SELECT id, created_at, last_used_at, client_address, user_agent FROM auth_sessions "
+        "SELECT id, created_at, last_used_at, client_address, user_agent, amr FROM auth_sessions "
         "WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > now() ORDER BY created_at",
         user_id,
     )
@@ -262,22 +264,226 @@ async def visitor(db: Runner, session_id: UUID) -> asyncpg.Record | None:
         "UPDATE auth_sessions s SET last_used_at = now() FROM accounts a JOIN users u "
         "ON u.id = a.user_id WHERE s.id = $1 AND a.user_id = s.user_id "
         "AND s.revoked_at IS NULL AND s.expires_at > now() AND a.disabled_at IS NULL "
-        "RETURNING s.id AS session_id, a.user_id, a.email, a.scopes, u.nickname",
+        "RETURNING s.id AS session_id, a.user_id, a.email, a.scopes, s.amr, u.nickname",
         session_id,
     )
 
 
-async def session_scopes(db: Runner, session_id: UUID, user_id: int) -> list[str] | None:
-    """The scopes of the session's account while the session is live and the account
-    enabled; None once it is not. Called at most once a second per token and worker."""
-    scopes: list[str] | None = await db.fetchval(
-        "SELECT a.scopes FROM auth_sessions s JOIN accounts a ON a.user_id = s.user_id "
+async def session_scopes(db: Runner, session_id: UUID, user_id: int) -> asyncpg.Record | None:
+    """The scopes of the session's account and how the session was signed in to (`amr`),
+    while the session is live and the account enabled; None once it is not. Called at most
+    once a second per token and worker."""
+    return await db.fetchrow(
+        "SELECT a.scopes, s.amr FROM auth_sessions s JOIN accounts a ON a.user_id = s.user_id "
         "WHERE s.id = $1 AND s.user_id = $2 AND s.revoked_at IS NULL AND s.expires_at > now() "
         "AND a.disabled_at IS NULL",
         session_id,
         user_id,
     )
-    return scopes
+
+
+# Second factors
+
+
+async def second_factors(db: Runner, user_id: int) -> asyncpg.Record:
+    """Whether the account has a confirmed TOTP secret, its unused recovery codes, its
+    passkeys."""
+    row = await db.fetchrow(
+        "SELECT EXISTS (SELECT FROM totp_secrets WHERE user_id = $1 AND confirmed_at IS NOT "
+        "NULL) AS totp, (SELECT count(*) FROM recovery_codes WHERE user_id = $1 AND used_at "
+        "IS NULL) AS recovery_codes, (SELECT count(*) FROM passkeys WHERE user_id = $1) "
+        "AS passkeys",
+        user_id,
+    )
+    return cast(asyncpg.Record, row)  # a SELECT without FROM always yields its row
+
+
+async def totp(db: Runner, user_id: int) -> asyncpg.Record | None:
+    """The account's TOTP secret (encrypted), whether confirmed, and its last step."""
+    return await db.fetchrow(
+        "SELECT secret, confirmed_at, last_step FROM totp_secrets WHERE user_id = $1", user_id
+    )
+
+
+async def pend_totp(connection: Connection, user_id: int, secret: bytes) -> bool:
+    """Keep a new secret until a code confirms it (replacing a pending one); False when the
+    account has a confirmed one."""
+    pending: bool | None = await connection.fetchval(
+        "INSERT INTO totp_secrets AS t (user_id, secret) VALUES ($1, $2) ON CONFLICT (user_id) "
+        "DO UPDATE SET secret = $2, created_at = now(), last_step = 0 "
+        "WHERE t.confirmed_at IS NULL RETURNING true",
+        user_id,
+        secret,
+    )
+    return bool(pending)
+
+
+async def use_totp_step(
+    connection: Connection, user_id: int, step: int, *, confirming: bool = False
+) -> bool:
+    """Accept a code of time step `step`, once: a step no later than the last accepted one
+    is refused (RFC 6238 §5.2), so of concurrent uses of a code exactly one succeeds.
+    `confirming` accepts it for the pending secret, which it confirms."""
+    used: bool | None = await connection.fetchval(
+        "UPDATE totp_secrets SET last_step = $2, confirmed_at = coalesce(confirmed_at, now()) "
+        "WHERE user_id = $1 AND last_step < $2 AND (confirmed_at IS NULL) = $3 RETURNING true",
+        user_id,
+        step,
+        confirming,
+    )
+    return bool(used)
+
+
+async def drop_totp(connection: Connection, user_id: int) -> bool:
+    """Turn TOTP off, and the recovery codes that came with it; whether it was on."""
+    await connection.execute("DELETE FROM recovery_codes WHERE user_id = $1", user_id)
+    dropped: bool | None = await connection.fetchval(
+        "DELETE FROM totp_secrets WHERE user_id = $1 RETURNING confirmed_at IS NOT NULL",
+        user_id,
+    )
+    return bool(dropped)
+
+
+async def replace_recovery_codes(connection: Connection, user_id: int, codes: list[str]) -> None:
+    """These codes (their hashes) in place of the account's earlier ones."""
+    await connection.execute("DELETE FROM recovery_codes WHERE user_id = $1", user_id)
+    await connection.executemany(
+        "INSERT INTO recovery_codes (code_hash, user_id) VALUES ($1, $2)",
+        [(digest(code), user_id) for code in codes],
+    )
+
+
+async def use_recovery_code(connection: Connection, user_id: int, code: str) -> bool:
+    """Use one of the account's recovery codes, once."""
+    used: bool | None = await connection.fetchval(
+        "UPDATE recovery_codes SET used_at = now() WHERE code_hash = $1 AND user_id = $2 "
+        "AND used_at IS NULL RETURNING true",
+        digest(code),
+        user_id,
+    )
+    return bool(used)
+
+
+async def passkeys(db: Runner, user_id: int) -> list[asyncpg.Record]:
+    return await db.fetch(
+        "SELECT id, name, created_at, last_used_at, credential_id FROM passkeys "
+        "WHERE user_id = $1 ORDER BY created_at",
+        user_id,
+    )
+
+
+async def passkey(db: Runner, credential_id: bytes) -> asyncpg.Record | None:
+    """The passkey of a credential id, with what checks its signatures."""
+    return await db.fetchrow(
+        "SELECT id, user_id, public_key, sign_count, synced FROM passkeys WHERE credential_id = $1",
+        credential_id,
+    )
+
+
+async def add_passkey(
+    connection: Connection,
+    *,
+    user_id: int,
+    credential_id: bytes,
+    public_key: bytes,
+    sign_count: int,
+    name: str,
+    synced: bool,
+) -> asyncpg.Record | None:
+    """Keep a new passkey; None when that credential is registered already."""
+    return await connection.fetchrow(
+        "INSERT INTO passkeys (user_id, credential_id, public_key, sign_count, name, synced) "
+        "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (credential_id) DO NOTHING "
+        "RETURNING id, name, created_at, last_used_at",
+        user_id,
+        credential_id,
+        public_key,
+        sign_count,
+        name,
+        synced,
+    )
+
+
+async def use_passkey(connection: Connection, passkey_id: UUID, sign_count: int) -> bool:
+    """Record a use and the authenticator's new counter, which must have grown (unless it
+    keeps none: 0): a clone's stale counter is refused."""
+    used: bool | None = await connection.fetchval(
+        "UPDATE passkeys SET sign_count = $2, last_used_at = now() WHERE id = $1 "
+        "AND (sign_count < $2 OR $2 = 0 AND sign_count = 0) RETURNING true",
+        passkey_id,
+        sign_count,
+    )
+    return bool(used)
+
+
+async def remove_passkey(connection: Connection, user_id: int, passkey_id: UUID) -> str | None:
+    """Remove one of the account's passkeys: its name, None if it has no such passkey."""
+    name: str | None = await connection.fetchval(
+        "DELETE FROM passkeys WHERE id = $1 AND user_id = $2 RETURNING name", passkey_id, user_id
+    )
+    return name
+
+
+async def clear_second_factors(connection: Connection, user_id: int) -> None:
+    for table in ("recovery_codes", "totp_secrets", "passkeys"):
+        await connection.execute(f"DELETE FROM {table} WHERE user_id = $1", user_id)  # noqa: S608
+
+
+async def new_challenge(
+    connection: Connection,
+    *,
+    user_id: int | None,
+    purpose: str,
+    ttl: timedelta,
+    webauthn_challenge: bytes | None = None,
+    replacing: UUID | None = None,
+) -> str:
+    """A sign-in's challenge (second-factor, passkey or new-passkey): its one-time token."""
+    token = new_token("mfa_")
+    await connection.execute(
+        "INSERT INTO sign_in_challenges (token_hash, user_id, purpose, webauthn_challenge, "
+        "replacing, expires_at) VALUES ($1, $2, $3, $4, $5, now() + $6::interval)",
+        digest(token),
+        user_id,
+        purpose,
+        webauthn_challenge,
+        replacing,
+        ttl,
+    )
+    return token
+
+
+async def challenge(db: Runner, token: str, purpose: str) -> asyncpg.Record | None:
+    """A live, unused challenge of `purpose`."""
+    return await db.fetchrow(
+        "SELECT user_id, webauthn_challenge, replacing FROM sign_in_challenges "
+        "WHERE token_hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > now()",
+        digest(token),
+        purpose,
+    )
+
+
+async def set_webauthn_challenge(connection: Connection, token: str, challenge: bytes) -> bool:
+    """Attach a passkey's challenge to a live second-factor challenge."""
+    updated: bool | None = await connection.fetchval(
+        "UPDATE sign_in_challenges SET webauthn_challenge = $2 WHERE token_hash = $1 "
+        "AND purpose = 'second-factor' AND used_at IS NULL AND expires_at > now() "
+        "RETURNING true",
+        digest(token),
+        challenge,
+    )
+    return bool(updated)
+
+
+async def use_challenge(connection: Connection, token: str, purpose: str) -> asyncpg.Record | None:
+    """Use up a challenge, once: of concurrent uses exactly one gets it."""
+    return await connection.fetchrow(
+        "UPDATE sign_in_challenges SET used_at = now() WHERE token_hash = $1 AND purpose = $2 "
+        "AND used_at IS NULL AND expires_at > now() "
+        "RETURNING user_id, replacing, webauthn_challenge",
+        digest(token),
+        purpose,
+    )
 
 
 # Operators' changes (the console)

@@ -195,6 +195,7 @@ async def sessions(person: Person, accounts: Service) -> Json:
                 client_address=row["client_address"],
                 user_agent=row["user_agent"],
                 current=row["id"] == person.session_id,
+                amr=row["amr"],
             )
             for row in rows
         ]

@@ -1,5 +1,5 @@
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 from pydantic import ConfigDict, StringConstraints
@@ -90,6 +90,7 @@ class Session(TypedDict):
     client_address: str | None
     user_agent: str | None
     current: bool
+    amr: list[str]  # how it was signed in to (RFC 8176): pwd, otp, hwk, swk, mfa
 
 
 class Me(TypedDict):
@@ -98,3 +99,96 @@ class Me(TypedDict):
     email: str
     email_verified: bool
     created_at: datetime
+
+
+# Second factors
+
+Code = Annotated[str, StringConstraints(pattern=r"^[0-9]{6}$")]  # an authenticator app's
+# As shown (abcde-fghij), or typed otherwise: capitals, spaces, no dash.
+RecoveryCode = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9 -]{10,20}$")]
+# A passkey's answer: WebAuthn's JSON of a PublicKeyCredential (the body's size bounds it).
+Credential = dict[str, Any]
+
+
+class _Step(InputModel):
+    mfa_token: Token
+
+
+class CodeStep(_Step):
+    code: Code
+
+
+class RecoveryCodeStep(_Step):
+    recovery_code: RecoveryCode
+
+
+class PasskeyStep(_Step):
+    credential: Credential
+
+
+# The second step of a sign-in: the mfa_token and one second factor.
+SecondStep = CodeStep | RecoveryCodeStep | PasskeyStep
+
+
+class PasswordAndCode(InputModel):
+    password: Password
+    code: Code
+
+
+class PasswordAndRecoveryCode(InputModel):
+    password: Password
+    recovery_code: RecoveryCode
+
+
+# The password, and a code or a recovery code.
+PasswordAndFactor = PasswordAndCode | PasswordAndRecoveryCode
+
+
+class PasswordIn(InputModel):
+    password: Password
+
+
+class CodeIn(InputModel):
+    code: Code
+
+
+class MfaTokenIn(InputModel):
+    mfa_token: Token
+
+
+class NewPasskey(InputModel):
+    challenge_token: Token
+    name: Name
+    credential: Credential
+
+
+class PasskeySignIn(InputModel):
+    challenge_token: Token
+    credential: Credential
+
+
+class TotpSecret(TypedDict):
+    secret: str
+    otpauth_uri: str
+
+
+class RecoveryCodes(TypedDict):
+    recovery_codes: list[str]
+
+
+class Passkey(TypedDict):
+    id: UUID
+    name: str
+    created_at: datetime
+    last_used_at: datetime | None
+
+
+class SecondFactorStatus(TypedDict):
+    totp: bool
+    recovery_codes_left: int
+    passkeys: list[Passkey]
+
+
+class WebAuthnOptions(TypedDict):
+    challenge_token: str
+    options: dict[str, Any]  # navigator.credentials' publicKey, as WebAuthn's JSON

@@ -4,6 +4,7 @@ password rules, the audit, the emails and the work left for after the answer its
 and pages only translate HTTP to a call and back. The flows live by concern:
 
 - signin.py: signing in (the pipeline every way in goes through), refresh, sessions;
+- mfa.py: second factors (authenticator codes, recovery codes, passkeys) and the second step;
 - selfservice.py: what a person does for themselves;
 - operators.py: what operators do to others, API tokens and scopes;
 - reports.py: what operators read;
@@ -21,14 +22,14 @@ from ..config import Settings
 from ..crypto import Cipher
 from ..database import Database
 from .keys import Signer
+from .mfa import SecondFactors
 from .operators import Operators
 from .passwords import Hasher
 from .reports import Reports
 from .selfservice import SelfService
-from .signin import SignIn
 
 
-class Accounts(SignIn, SelfService, Operators, Reports):
+class Accounts(SecondFactors, SelfService, Operators, Reports):
     """One per worker (or CLI command), built at startup."""
 
     @classmethod

@@ -3,6 +3,7 @@ throttle, the account's failure count, the password, the account's state, a sess
 audit), refresh tokens, sessions, and the check of an access token."""
 
 from dataclasses import dataclass
+from datetime import timedelta
 from uuid import UUID
 
 import asyncpg
@@ -17,10 +18,14 @@ from .errors import (
     InvalidCredentialsError,
     InvalidRefreshTokenError,
     RefreshTokenReusedError,
+    SecondFactorRequiredError,
     UnverifiedEmailError,
 )
 from .keys import InvalidAccessTokenError
 from .steps import Steps, signin_key
+
+# How long a sign-in may wait for its second factor, or a passkey's answer.
+CHALLENGE_TTL = timedelta(minutes=5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +35,7 @@ class Opened:
     user_id: int
     session_id: UUID
     scopes: list[str]
+    amr: list[str]
 
 
 class SignIn(Steps):
@@ -37,7 +43,9 @@ class SignIn(Steps):
         self, context: Context, *, email: str, password: str, replacing: UUID | None = None
     ) -> Opened:
         """Check the password and open a session (a page keeps it in a cookie), ending the
-        one it replaces (a browser's earlier session), if any."""
+        one it replaces (a browser's earlier session), if any. An account with a second
+        factor gets a challenge for it instead (SecondFactorRequiredError, 401): only a
+        right password learns that it has one."""
         await self.limit_address("login", context)
         await self.failures_allowed(email, "failed sign-ins for this account")
         account = await repository.by_email(self.db, email)
@@ -47,41 +55,87 @@ class SignIn(Steps):
             await throttle.fail(self.db, signin_key(email))
             await record(self.db, context, "signin.failed", account["user_id"] if account else None)
             raise InvalidCredentialsError
+        self.may_sign_in(account)
+        methods = await self.second_factor_methods(account["user_id"])
+        async with self.db.transaction() as connection:
+            await throttle.clear(connection, signin_key(email))
+            if self.hasher.outdated(account["password_hash"]):
+                rehashed = await self.hasher.hash(password)
+                await repository.set_password(connection, account["user_id"], rehashed)
+            if not methods:
+                return await self.open_session(connection, context, account, ["pwd"], replacing)
+            token = await repository.new_challenge(
+                connection,
+                user_id=account["user_id"],
+                purpose="second-factor",
+                ttl=CHALLENGE_TTL,
+                replacing=replacing,
+            )
+        raise SecondFactorRequiredError(token, methods)
+
+    def may_sign_in(self, account: asyncpg.Record) -> None:
+        """Refuse an account that is disabled or whose address is unverified."""
         if account["disabled_at"] is not None:
             raise DisabledAccountError
         if account["email_verified_at"] is None:
             raise UnverifiedEmailError
-        rehashed = None
-        if self.hasher.outdated(account["password_hash"]):
-            rehashed = await self.hasher.hash(password)
-        async with self.db.transaction() as connection:
-            await throttle.clear(connection, signin_key(email))
-            await repository.signed_in(connection, account["user_id"], rehashed)
-            session_id = await repository.open_session(
-                connection,
-                user_id=account["user_id"],
-                ttl=self.settings.auth_refresh_ttl,
-                client_address=context.client_address,
-                user_agent=context.user_agent,
+
+    async def second_factor_methods(self, user_id: int) -> list[str]:
+        """The second factors the account has, as a sign-in names them."""
+        factors = await repository.second_factors(self.db, user_id)
+        return [
+            method
+            for method, enrolled in (
+                ("totp", factors["totp"]),
+                ("recovery_code", factors["totp"] and factors["recovery_codes"]),
+                ("webauthn", factors["passkeys"]),
             )
-            await record(
-                connection, context, "signin.succeeded", account["user_id"], session=str(session_id)
-            )
-            if replacing is not None:
-                await self._end(connection, context, replacing, reason="signed in again")
-        return Opened(account["user_id"], session_id, account["scopes"])
+            if enrolled
+        ]
+
+    async def open_session(
+        self,
+        connection: Connection,
+        context: Context,
+        account: asyncpg.Record,
+        amr: list[str],
+        replacing: UUID | None,
+    ) -> Opened:
+        """The last step of every way in: a session, signed in to with `amr` (RFC 8176),
+        recorded; the session it replaces, if any, ended."""
+        user_id = account["user_id"]
+        await repository.signed_in(connection, user_id, None)
+        session_id = await repository.open_session(
+            connection,
+            user_id=user_id,
+            ttl=self.settings.auth_refresh_ttl,
+            client_address=context.client_address,
+            user_agent=context.user_agent,
+            amr=amr,
+        )
+        details = {"session": str(session_id), "amr": amr}
+        await record(connection, context, "signin.succeeded", user_id, **details)
+        if replacing is not None:
+            await self._end(connection, context, replacing, reason="signed in again")
+        return Opened(user_id, session_id, account["scopes"], amr)
 
     async def log_in(self, context: Context, *, email: str, password: str) -> dict[str, object]:
         """Sign in for a token pair (the API)."""
-        opened = await self.sign_in(context, email=email, password=password)
+        return await self.token_pair(await self.sign_in(context, email=email, password=password))
+
+    async def token_pair(self, opened: Opened) -> dict[str, object]:
+        """The tokens of a session just opened (the API's way of holding one)."""
         async with self.db.transaction() as connection:
             refresh = await repository.issue_refresh(connection, opened.session_id)
-        return await self._pair(opened.user_id, opened.session_id, opened.scopes, refresh)
+        return await self._pair(opened, refresh)
 
-    async def _pair(
-        self, user_id: int, session_id: UUID, scopes: list[str], refresh: str
-    ) -> dict[str, object]:
-        access = await self.signer.issue(user_id=user_id, session_id=session_id, scopes=scopes)
+    async def _pair(self, opened: Opened, refresh: str) -> dict[str, object]:
+        access = await self.signer.issue(
+            user_id=opened.user_id,
+            session_id=opened.session_id,
+            scopes=opened.scopes,
+            amr=opened.amr,
+        )
         return {
             "access_token": access,
             "token_type": "bearer",
@@ -101,7 +155,8 @@ class SignIn(Steps):
         if used is None:
             await self._refuse_replay(context, token)
             raise InvalidRefreshTokenError
-        return await self._pair(used["user_id"], used["session_id"], used["scopes"], refresh)
+        opened = Opened(used["user_id"], used["session_id"], used["scopes"], used["amr"])
+        return await self._pair(opened, refresh)
 
     async def _refuse_replay(self, context: Context, token: str) -> None:
         # A used refresh token comes back: it was stolen, or its holder's copy was. Either
@@ -153,12 +208,21 @@ class SignIn(Steps):
         except InvalidAccessTokenError as exc:
             raise UnauthenticatedError(str(exc)) from None
         user_id, session_id = int(claims["sub"]), UUID(claims["sid"])
-        scopes = await repository.session_scopes(self.db, session_id, user_id)
-        if scopes is None:
+        session = await repository.session_scopes(self.db, session_id, user_id)
+        if session is None:
             raise UnauthenticatedError("The session has ended; sign in again.")
         # A scope taken away stops working at once; a new one comes with the next token.
-        granted = frozenset(str(claims.get("scope", "")).split()) & frozenset(scopes)
-        return Principal(f"user:{user_id}", granted, float(claims["exp"]), user_id, session_id)
+        granted = frozenset(str(claims.get("scope", "")).split()) & frozenset(session["scopes"])
+        held, needs = self.scopes_held(granted, session["amr"])
+        expires_at = float(claims["exp"])
+        return Principal(f"user:{user_id}", held, expires_at, user_id, session_id, needs)
+
+    def scopes_held(self, scopes: frozenset[str], amr: list[str]) -> tuple[frozenset[str], bool]:
+        """The scopes a session may use, and whether its account's scopes wait for a sign-in
+        with two factors (AUTH_OPERATOR_MFA=required, the default)."""
+        if scopes and "mfa" not in amr and self.settings.auth_operator_mfa == "required":
+            return frozenset(), True
+        return scopes, False
 
     async def visitor(self, session_id: UUID) -> asyncpg.Record | None:
         """The account signed in to a browser's session, while the session is live and the

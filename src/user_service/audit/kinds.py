@@ -28,6 +28,14 @@ Kind = Literal[
     "user.email_changed_by_admin",
     "user.reset_sent",
     "operator.refused",
+    "mfa.totp_enabled",
+    "mfa.totp_disabled",
+    "mfa.recovery_codes_renewed",
+    "mfa.recovery_code_used",
+    "mfa.passkey_added",
+    "mfa.passkey_removed",
+    "mfa.failed",
+    "mfa.cleared",
 ]
 
 KINDS: tuple[Kind, ...] = get_args(Kind)

@@ -38,6 +38,9 @@ class Principal:
     expires_at: float | None = None  # Unix time
     user_id: int | None = None
     session_id: UUID | None = None
+    # An operator's account whose session has one factor where two are required: its scopes
+    # wait until it signs in with two (AUTH_OPERATOR_MFA).
+    needs_second_factor: bool = False
 
 
 class UnauthenticatedError(AppError):
@@ -59,6 +62,15 @@ class ForbiddenError(AppError):
         super().__init__(
             f"The token does not grant the {scope} scope.", {"WWW-Authenticate": challenge}
         )
+
+
+class SecondFactorNeededError(AppError):
+    status_code = HTTPStatus.FORBIDDEN
+    type = "/problems/mfa-enrolment-required"
+    message = (
+        "This account's scopes need a sign-in with a second factor: set one up "
+        "(/users/me/mfa), then sign in with it."
+    )
 
 
 class TooManyFailuresError(AppError):
@@ -186,6 +198,8 @@ class Bearer(SecurityBase):
         principal = await authenticator.authenticate(request)
         request.state.principal = principal  # the access log names the caller
         if self.scope not in principal.scopes:
+            if principal.needs_second_factor:
+                raise SecondFactorNeededError
             raise ForbiddenError(self.scope)
         return principal
 
