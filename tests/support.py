@@ -120,9 +120,13 @@ class PortTakenError(Exception):
 class Server(Started):
     """`user-service serve` in a child process, as users run it."""
 
-    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
-        """Serve with `env` as the whole environment (default: this process's)."""
+    def __init__(
+        self, *args: str, env: dict[str, str] | None = None, host: str = "127.0.0.1"
+    ) -> None:
+        """Serve with `env` as the whole environment (default: this process's). With a
+        `host` name (WebAuthn needs one: localhost), PUBLIC_URL and the url name it."""
         self.env = dict(os.environ) if env is None else env
+        self.host = host
         for attempt in range(3):
             self._start(args)
             try:
@@ -136,7 +140,9 @@ class Server(Started):
     def _start(self, args: tuple[str, ...]) -> None:
         self.port = free_port()
         self.log = tempfile.TemporaryFile("w+")  # noqa: SIM115 (closed by wait() or close())
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"http://{self.host}:{self.port}"
+        if self.host != "127.0.0.1":
+            self.env = {**self.env, "PUBLIC_URL": self.url}
         self.process = subprocess.Popen(
             [CLI, "serve", "--port", str(self.port), *args],
             env=self.env,

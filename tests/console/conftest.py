@@ -105,5 +105,5 @@ def sign_in(page: Page, email: str, password: str = PASSWORD) -> None:
     page.goto("/account/sign-in")
     page.get_by_label("Email address").fill(email)
     page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     page.get_by_role("heading", name="My account", exact=True).wait_for()

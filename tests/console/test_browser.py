@@ -31,7 +31,7 @@ def test_a_wrong_password_is_said_on_the_page(page: Page, mail: SmtpServer) -> N
     screenshot(page, "sign-in")
     page.get_by_label("Email address").fill("typo@example.com")
     page.get_by_label("Password").fill("not the password")
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     expect(page.get_by_role("alert")).to_have_text("The email address or password is wrong.")
 
 

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from urllib.parse import quote
 
 import httpx2
+import pyotp
 import pytest
 from fastapi.testclient import TestClient
 
@@ -605,3 +606,42 @@ def test_the_page_after_sign_in_is_always_on_this_site(
     answer = site.post("/account/sign-in", data={"csrf": csrf(site), **form})
     assert answer.status_code == 303
     assert answer.headers["location"] == "/account"
+
+
+def test_an_operator_without_a_second_factor_is_sent_to_set_one_up(
+    monkeypatch: pytest.MonkeyPatch, smtp: SmtpServer
+) -> None:
+    monkeypatch.setenv("AUTH_OPERATOR_MFA", "required")  # the default
+    get_settings.cache_clear()
+    with TestClient(get_app(), follow_redirects=False) as site:
+        operator(site, smtp)
+        answer = site.get("/console/users")
+        assert answer.status_code == 303
+        assert answer.headers["location"] == "/account?done=second-factor#two-factor"
+        page = site.get("/account?done=second-factor").text
+        assert "need a second factor" in page
+        assert "Set up an authenticator app" in page
+
+
+def test_an_operator_takes_a_persons_second_factors_off_but_not_their_own(
+    site: TestClient, smtp: SmtpServer, database_url: str
+) -> None:
+    me = operator(site, smtp)
+    pair = signed_up(site, smtp, "lost@example.com", "Lost Phone")
+    lost = user_id(site, pair)
+    started = site.post("/users/me/mfa/totp", json={"password": PASSWORD}, headers=bearer(pair))
+    code = pyotp.TOTP(started.json()["secret"]).now()
+    site.post("/users/me/mfa/totp/confirm", json={"code": code}, headers=bearer(pair))
+    asked = site.post("/auth/login", data={"username": "lost@example.com", "password": PASSWORD})
+    assert asked.status_code == 401  # a second factor asked for
+
+    assert "Take the second factors off" in site.get(f"/console/users/{lost}").text
+    cleared = post(site, f"/console/users/{lost}/second-factors/clear")
+    assert cleared.headers["location"] == f"/console/users/{lost}?done=second-factors-cleared"
+    login(site, "lost@example.com")  # the password alone
+    notice = mails_to(smtp, "lost@example.com", 3)[-1]
+    assert "An operator took its second factors off" in accounts.text_of(notice)
+    own = post(site, f"/console/users/{me}/second-factors/clear")
+    assert own.status_code == 409
+    kinds = run_sql(database_url, "SELECT kind, actor FROM audit_events WHERE kind = 'mfa.cleared'")
+    assert [tuple(row) for row in kinds] == [("mfa.cleared", f"user:{me}")]

@@ -299,6 +299,13 @@ class SecondFactors(SignIn):
         options_json: dict[str, Any] = json.loads(options_to_json(options))
         return options_json
 
+    async def methods_of(self, mfa_token: str) -> list[str]:
+        """The second factors a live challenge may be answered with."""
+        challenge = await repository.challenge(self.db, mfa_token, "second-factor")
+        if challenge is None:
+            raise InvalidMfaTokenError
+        return await self.second_factor_methods(challenge["user_id"])
+
     async def complete_sign_in(self, context: Context, mfa_token: str, proof: Proof) -> Opened:
         """The second step of a sign-in whose password was right."""
         challenge = await repository.challenge(self.db, mfa_token, "second-factor")

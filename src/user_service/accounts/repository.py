@@ -493,7 +493,9 @@ async def operator_view(db: Runner, user_id: int) -> asyncpg.Record | None:
     """A user as operators see it: with its account's state, if it has an account."""
     return await db.fetchrow(
         "SELECT u.id, u.nickname, u.created_at, a.user_id IS NOT NULL AS has_account, a.email, "
-        "a.email_verified_at, a.last_sign_in_at, a.disabled_at, a.scopes "
+        "a.email_verified_at, a.last_sign_in_at, a.disabled_at, a.scopes, "
+        "EXISTS (SELECT FROM totp_secrets t WHERE t.user_id = u.id AND t.confirmed_at IS NOT "
+        "NULL) OR EXISTS (SELECT FROM passkeys p WHERE p.user_id = u.id) AS second_factor "
         "FROM users u LEFT JOIN accounts a ON a.user_id = u.id WHERE u.id = $1",
         user_id,
     )

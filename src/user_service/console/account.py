@@ -2,7 +2,7 @@
 my account (name, email, password, sessions, deletion). The emails' links land here.
 Each form is one call on the accounts service, as the API's routes are."""
 
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, BackgroundTasks, Path, Query, Request, Response
@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 
 from .. import errors
 from ..accounts import schemas
+from ..accounts.errors import SecondFactorRequiredError
 from ..accounts.service import of
 from ..context import from_request
 from ..errors import AppError
@@ -21,7 +22,7 @@ Token = Annotated[str, Query(max_length=200)]
 Failed = (AppError, RequestValidationError)
 
 
-def _next(target: str) -> str:
+def next_page(target: str) -> str:
     # Only a path of this site: never an open redirect. Browsers read a backslash as a slash
     # and drop tabs and newlines, so "/<backslash>evil" and "/<tab>/evil" lead to //evil.
     local = target.startswith("/") and not target.startswith("//") and target.isprintable()
@@ -34,16 +35,23 @@ DONE = {
     "email": "Check the new address's inbox: the address changes once it is verified.",
     "password": "Your password is changed; your other sessions are signed out.",
     "signed-out": "The session is signed out.",
+    "totp-off": "The authenticator app is off; its recovery codes are gone.",
+    "passkey-added": "The passkey is added: it signs you in, or confirms a sign-in.",
+    "passkey-removed": "The passkey is removed.",
+    "second-factor": (
+        "Your account's operator scopes need a second factor: set one up below, then sign in "
+        "again with it."
+    ),
 }
 
 
 @router.get("")
 async def home(request: Request, done: str = "") -> Response:
     me = await web.signed_in(request)
-    return await _home(request, me, notice=DONE.get(done, ""))
+    return await home_page(request, me, notice=DONE.get(done, ""))
 
 
-async def _home(
+async def home_page(
     request: Request,
     me: web.Visitor,
     failed: AppError | RequestValidationError | None = None,
@@ -57,6 +65,7 @@ async def _home(
         status,
         account=await accounts.me(me.user_id),
         sessions=await accounts.sessions(me.user_id),
+        mfa=await accounts.second_factor_status(me.user_id),
         error=error,
         **context,
     )
@@ -66,13 +75,13 @@ async def _home(
 
 @router.get("/sign-in")
 async def sign_in_page(request: Request, next: str = "/account") -> Response:
-    return web.render(request, "account/sign-in.html", next=_next(next))
+    return web.render(request, "account/sign-in.html", next=next_page(next))
 
 
 @router.post("/sign-in")
 async def sign_in(request: Request) -> Response:
     data = await web.form(request, anonymous=True)
-    target = _next(str(data.get("next", "")))
+    target = next_page(str(data.get("next", "")))
     try:
         body = web.parse(schemas.SignInForm, data)
         opened = await of(request).sign_in(
@@ -81,12 +90,28 @@ async def sign_in(request: Request) -> Response:
             password=body.password,
             replacing=web.cookie_session(request),  # a browser has one session at a time
         )
+    except SecondFactorRequiredError as asked:
+        return second_step_page(request, asked, target)
     except Failed as exc:
         email = str(data.get("email", ""))
         return web.again(request, "account/sign-in.html", exc, next=target, email=email)
     response = web.redirect(request, target)
     web.remember(request, response, opened.session_id)
     return response
+
+
+def second_step_page(
+    request: Request, asked: SecondFactorRequiredError, target: str, **context: Any
+) -> Response:
+    """The page that asks for the second factor of a sign-in whose password was right."""
+    return web.render(
+        request,
+        "account/second-factor.html",
+        mfa_token=asked.mfa_token,
+        methods=asked.methods,
+        next=target,
+        **context,
+    )
 
 
 @router.post("/sign-out")
@@ -179,7 +204,7 @@ async def rename(request: Request) -> Response:
     try:
         body = web.parse(schemas.Rename, data)
     except Failed as exc:
-        return await _home(request, me, exc)
+        return await home_page(request, me, exc)
     await of(request).rename_me(from_request(request), me.user_id, body.name)
     return web.redirect(request, "/account?done=renamed")
 
@@ -194,7 +219,7 @@ async def change_email(request: Request) -> Response:
             from_request(request), me.user_id, body.current_password, body.email
         )
     except Failed as exc:
-        return await _home(request, me, exc)
+        return await home_page(request, me, exc)
     return web.redirect(request, "/account?done=email")
 
 
@@ -212,7 +237,7 @@ async def change_password(request: Request) -> Response:
             body.new_password,
         )
     except Failed as exc:
-        return await _home(request, me, exc)
+        return await home_page(request, me, exc)
     return web.redirect(request, "/account?done=password")
 
 
@@ -239,7 +264,7 @@ async def delete(request: Request) -> Response:
         body = web.parse(schemas.ConfirmPassword, data)
         await of(request).delete_me(from_request(request), me.user_id, body.current_password)
     except Failed as exc:
-        return await _home(request, me, exc)
+        return await home_page(request, me, exc)
     response = web.render(request, "account/deleted.html")
     web.forget(response)
     return response

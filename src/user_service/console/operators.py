@@ -48,6 +48,7 @@ DONE = {
     "signed-out": "The session is ended.",
     "all-signed-out": "Every session is ended.",
     "reset": "A link to choose a new password is on its way.",
+    "second-factors-cleared": "The second factors are off; the person is told by email.",
     "deleted": "The user is deleted.",
     "revoked": "The token is revoked; it stops working within a second.",
 }
@@ -278,6 +279,14 @@ async def send_reset(request: Request, user_id: UserId) -> Response:
     await web.form(request)
     await of(request).reset_for(from_request(request), user_id)
     return web.redirect(request, _done(user_id, "reset"))
+
+
+@router.post("/users/{user_id}/second-factors/clear")
+async def clear_second_factors(request: Request, user_id: UserId) -> Response:
+    await web.operator(request, WRITE)
+    await web.form(request)
+    await of(request).clear_second_factors(from_request(request), user_id)
+    return web.redirect(request, _done(user_id, "second-factors-cleared"))
 
 
 @router.get("/users/{user_id}/delete")

@@ -34,6 +34,11 @@ CSRF_COOKIE = "user_service_csrf"
 CSRF_FIELD = "csrf"
 
 templates = Jinja2Templates(directory=Path(__file__).with_name("templates"))
+# How a session was signed in to, in words (its amr, RFC 8176).
+_FACTORS = {"pwd": "password", "otp": "code", "hwk": "passkey", "swk": "passkey"}
+templates.env.filters["signed_in_with"] = lambda amr: " + ".join(
+    _FACTORS[value] for value in amr if value in _FACTORS
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,10 +50,16 @@ class Visitor:
     email: str
     nickname: str
     scopes: frozenset[str]
+    # The account's scopes wait for a sign-in with two factors (AUTH_OPERATOR_MFA).
+    needs_second_factor: bool = False
 
 
 class SignInRequiredError(Exception):
     """The page is for a signed-in person; nobody is."""
+
+
+class SecondFactorNeededError(Exception):
+    """The page needs scopes that wait for a sign-in with two factors."""
 
 
 class ForbiddenPageError(AppError):
@@ -129,14 +140,12 @@ async def visitor(request: Request) -> Visitor | None:
         request.state.visitor = None
         session_id = cookie_session(request)
         if session_id:
-            row = await of(request).visitor(session_id)
+            accounts = of(request)
+            row = await accounts.visitor(session_id)
             if row is not None:
+                scopes, needs = accounts.scopes_held(frozenset(row["scopes"]), row["amr"])
                 me = Visitor(
-                    row["user_id"],
-                    row["session_id"],
-                    row["email"],
-                    row["nickname"],
-                    frozenset(row["scopes"]),
+                    row["user_id"], row["session_id"], row["email"], row["nickname"], scopes, needs
                 )
                 request.state.visitor = me
                 # The access log names who asked, as for API calls; what they do is theirs.
@@ -159,6 +168,8 @@ async def operator(request: Request, scope: str) -> Visitor:
     """The signed-in visitor, who must hold `scope`."""
     found = await signed_in(request)
     if scope not in found.scopes:
+        if found.needs_second_factor:
+            raise SecondFactorNeededError
         raise ForbiddenPageError(f"Your account does not have the {scope} scope.")
     return found
 
@@ -268,6 +279,8 @@ class PageRoute(APIRoute):
         async def page(request: Request) -> Response:
             try:
                 return await handler(request)
+            except SecondFactorNeededError:
+                return redirect(request, "/account?done=second-factor#two-factor")
             except SignInRequiredError:
                 target = quote(
                     request.url.path + (f"?{request.url.query}" if request.url.query else "")
