@@ -87,7 +87,7 @@ def amr(pair: dict[str, Any]) -> list[str]:
 
 
 def test_an_authenticator_app_is_set_up_and_then_asked_for_after_the_password(
-    client: httpx2.Client, mail: SmtpServer
+    client: httpx2.Client, mail: SmtpServer, database_url: str
 ) -> None:
     pair = sign_up(client, mail, "totp@example.com")
     me = bearer(pair)
@@ -118,6 +118,11 @@ def test_an_authenticator_app_is_set_up_and_then_asked_for_after_the_password(
     }
     notice = mails_to(mail, "totp@example.com", 2)[-1]
     assert notice["Subject"] == "Your sign-in changed"
+    stored = str(run_sql(database_url, "SELECT * FROM totp_secrets"))
+    stored += str(run_sql(database_url, "SELECT * FROM recovery_codes"))
+    for secret in (started.json()["secret"], *codes):  # encrypted, and hashed
+        assert secret not in stored
+        assert secret.encode().hex() not in stored
 
     signing_in = log_in(client, "totp@example.com")
     assert signing_in.status_code == 401
