@@ -30,6 +30,11 @@ class SmtpServer:
         with self._received:
             return list(self._messages)
 
+    def clear(self) -> None:
+        """Forget the messages received so far."""
+        with self._received:
+            self._messages.clear()
+
     def env(self) -> dict[str, str]:
         """The service's settings that send email here."""
         return {

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -217,6 +218,37 @@ class Server(Started):
         pid = self.process.pid
         children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
         return sorted(int(child) for child in children)
+
+
+class ThreadServer(Started):
+    """`app` served over real HTTP by uvicorn on a thread of this process: a live server
+    whose code coverage sees (a gunicorn worker ends by a signal, before it can save)."""
+
+    def __init__(self, app: Any, host: str = "127.0.0.1", port: int | None = None) -> None:
+        import uvicorn  # only here: the tests that need it are few
+
+        self.port = port or free_port()
+        self.url = f"http://{host}:{self.port}"
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_config=None)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        started.append(self)
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.05)
+
+    def __str__(self) -> str:
+        return f"uvicorn on a thread at {self.url}"
+
+    def close(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+    def running(self) -> bool:
+        return self.thread.is_alive()
 
 
 def wait_for_ok(url: str, process: subprocess.Popen[Any], timeout: float = 60) -> None:

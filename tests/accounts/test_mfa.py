@@ -14,10 +14,16 @@ import httpx2
 import jwt
 import pyotp
 import pytest
+from fastapi.testclient import TestClient
 
 from tests.accounts.conftest import PASSWORD, bearer, link_token, mails_to
 from tests.smtp import SmtpServer
 from tests.support import CLI, Server, run_sql
+from user_service.config import get_settings
+from user_service.main import get_app
+
+# Operators held to a second factor: the default, which the other tests turn off.
+SETTINGS = {"AUTH_ADDRESS_LIMIT_PER_MINUTE": "1000", "AUTH_OPERATOR_MFA": "required"}
 
 
 @pytest.fixture(scope="module")
@@ -28,15 +34,37 @@ def mail() -> Iterator[SmtpServer]:
 
 @pytest.fixture(scope="module")
 def live(mail: SmtpServer, database_url: str) -> Iterator[Server]:
-    # Operators held to a second factor: the default, which the other tests turn off.
-    env = {**os.environ, **mail.env(), "AUTH_ADDRESS_LIMIT_PER_MINUTE": "1000"}
-    env["AUTH_OPERATOR_MFA"] = "required"
+    env = {**os.environ, **mail.env(), **SETTINGS}
     with Server("--workers", "2", env=env) as server:
         yield server
 
 
-@pytest.fixture
-def client(live: Server) -> Iterator[httpx2.Client]:
+@pytest.fixture(scope="module")
+def app(mail: SmtpServer) -> Iterator[TestClient]:
+    """The same app in this process, so that coverage sees the code the server's workers run
+    (they end by a signal, before coverage can save)."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in {**mail.env(), **SETTINGS}.items():
+            patch.setenv(name, value)
+        get_settings.cache_clear()
+        with TestClient(get_app()) as client:
+            yield client
+    get_settings.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def _no_earlier_mail(mail: SmtpServer) -> None:
+    # Each test counts its own emails, and the module's tests use the same addresses twice.
+    mail.clear()
+
+
+@pytest.fixture(params=["live", "in-process"])
+def client(
+    request: pytest.FixtureRequest, live: Server, app: TestClient
+) -> Iterator[httpx2.Client]:
+    if request.param == "in-process":
+        yield app
+        return
     with httpx2.Client(base_url=live.url) as client:
         yield client
 

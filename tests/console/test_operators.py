@@ -645,3 +645,59 @@ def test_an_operator_takes_a_persons_second_factors_off_but_not_their_own(
     assert own.status_code == 409
     kinds = run_sql(database_url, "SELECT kind, actor FROM audit_events WHERE kind = 'mfa.cleared'")
     assert [tuple(row) for row in kinds] == [("mfa.cleared", f"user:{me}")]
+
+
+def test_an_authenticator_app_through_the_account_pages(site: TestClient, smtp: SmtpServer) -> None:
+    signed_up(site, smtp, "pages@example.com", "Page Person")
+    sign_in(site, "pages@example.com")
+    wrong = post(site, "/account/mfa/totp", password="not my password")
+    assert wrong.status_code == 403
+    setup = post(site, "/account/mfa/totp", password=PASSWORD)
+    assert "<svg" in setup.text  # the QR code, drawn here
+    found = re.search(r'<code class="secret">([A-Z2-7]+)</code>', setup.text)
+    assert found
+    totp = pyotp.TOTP(found[1])
+    assert post(site, "/account/mfa/totp/confirm", code="12").status_code == 422
+    codes = re.findall(
+        r"<code>([a-z2-9]{5}-[a-z2-9]{5})</code>",
+        post(site, "/account/mfa/totp/confirm", code=totp.now()).text,
+    )
+    assert len(codes) == 10
+    renewed = post(site, "/account/mfa/recovery-codes", password=PASSWORD, factor=codes[0])
+    new = re.findall(r"<code>([a-z2-9]{5}-[a-z2-9]{5})</code>", renewed.text)
+    assert len(new) == 10
+    assert not set(new) & set(codes)
+
+    site.cookies.clear()
+    asked = post(
+        site, "/account/sign-in", email="pages@example.com", password=PASSWORD, next="/account"
+    )
+    assert asked.status_code == 200
+    assert "Authentication code" in asked.text
+    token = re.search(r'name="mfa_token" value="([^"]+)"', asked.text)
+    assert token
+    refused = post(
+        site, "/account/second-factor", mfa_token=token[1], code="000000", next="/account"
+    )
+    assert refused.status_code == 401
+    assert "The code is wrong, or used already." in refused.text
+    assert f'value="{token[1]}"' in refused.text  # the same challenge, asked again
+    done = post(
+        site, "/account/second-factor", mfa_token=token[1], recovery_code=new[0], next="/account"
+    )
+    assert done.status_code == 303
+    assert "password + code" in site.get("/account").text
+    spent = post(site, "/account/second-factor", mfa_token=token[1], recovery_code=new[1])
+    assert spent.status_code == 401
+    assert 'action="/account/sign-in"' in spent.text  # the token is spent: sign in again
+
+    off = post(site, "/account/mfa/totp/off", password=PASSWORD, factor=new[2])
+    assert off.headers["location"] == "/account?done=totp-off#two-factor"
+    assert "Set up an authenticator app" in site.get("/account").text
+    options = site.post("/account/passkey-options", data={"csrf": csrf(site)})
+    assert options.status_code == 200
+    assert options.json()["options"]["rpId"] == "127.0.0.1"
+    forged = post(
+        site, "/account/passkey", challenge_token=options.json()["challenge_token"], credential="{}"
+    )
+    assert forged.status_code == 400

@@ -2,7 +2,6 @@
 passkey made and used by Chromium's virtual authenticator (DevTools' WebAuthn domain). They
 serve on localhost: WebAuthn needs a host name, and refuses an IP address."""
 
-import os
 import re
 import time
 from collections.abc import Iterator
@@ -14,14 +13,28 @@ from playwright.sync_api import Page, expect
 from tests.accounts.conftest import PASSWORD
 from tests.console.conftest import screenshot, sign_in, sign_up
 from tests.smtp import SmtpServer
-from tests.support import Server, run_sql
+from tests.support import ThreadServer, free_port, run_sql
+from user_service.config import get_settings
+from user_service.main import get_app
 
 
 @pytest.fixture(scope="module")
-def live(mail: SmtpServer, database_url: str) -> Iterator[Server]:
-    env = {**os.environ, **mail.env(), "AUTH_ADDRESS_LIMIT_PER_MINUTE": "1000"}
-    with Server("--workers", "1", env=env, host="localhost") as server:
-        yield server
+def live(mail: SmtpServer, database_url: str) -> Iterator[ThreadServer]:
+    """The service on localhost, served by uvicorn in this process (so that coverage sees
+    the passkeys' code run)."""
+    port = free_port()
+    settings = {
+        **mail.env(),
+        "AUTH_ADDRESS_LIMIT_PER_MINUTE": "1000",
+        "PUBLIC_URL": f"http://localhost:{port}",
+    }
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in settings.items():
+            patch.setenv(name, value)
+        get_settings.cache_clear()
+        with ThreadServer(get_app(), host="localhost", port=port) as server:
+            yield server
+    get_settings.cache_clear()
 
 
 def authenticator(page: Page) -> None:
@@ -49,7 +62,7 @@ def sign_out(page: Page) -> None:
 
 
 def test_a_passkey_is_added_and_then_signs_in_alone(
-    page: Page, mail: SmtpServer, live: Server, database_url: str
+    page: Page, mail: SmtpServer, live: ThreadServer, database_url: str
 ) -> None:
     authenticator(page)
     sign_up(page, mail, "passkey@example.com", "Pat Key")
