@@ -51,9 +51,26 @@ endef
 test-tools:
 	$(call debian,pgbouncer postgresql chromium,(command -v pgbouncer || [ -x /usr/sbin/pgbouncer ]) >/dev/null && ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 && [ -x /usr/bin/chromium ])
 
+# Node.js packages of $(1) from its committed lock (a rule's target is npm's record of the
+# last install: npm ci runs again only when the lock is newer). They need Node.js 20+: Debian
+# 13's nodejs will do, Debian 12's (18) will not, and there Node.js has to come from elsewhere
+# (NodeSource).
+define npm_ci
+	$(call debian,nodejs npm,command -v node >/dev/null && command -v npm >/dev/null)
+	@[ "$$(node -p 'parseInt(process.versions.node)')" -ge 20 ] \
+	  || { echo "$(1) needs Node.js 20+, not $$(node --version)"; exit 1; }
+	npm ci --prefix $(1) --no-audit --no-fund --loglevel=error
+endef
+
+# The OpenID Connect relying party the provider's tests drive: panva's openid-client, an
+# OpenID Certified library.
+RP_PACKAGES := tests/provider/rp/node_modules/.package-lock.json
+$(RP_PACKAGES): tests/provider/rp/package-lock.json
+	$(call npm_ci,tests/provider/rp)
+
 # Side by side, one process per core (pytest-xdist), each on a database of its own; a module's
 # tests stay together, so that its fixtures start once.
-pytest: install test-tools  ## the tests (alembic check among them) with coverage, on a real PostgreSQL
+pytest: install test-tools $(RP_PACKAGES)  ## the tests (alembic check among them) with coverage, on a real PostgreSQL
 	$(UV) run --no-sync pytest -n auto --dist loadscope --cov --cov-report=term --cov-fail-under=90
 
 chaos: install test-tools  ## faults under steady load; prints what clients saw (about 2 min)
@@ -65,15 +82,10 @@ soak: install test-tools  ## 10 minutes of steady load: 5xx, memory, p99 drift (
 screenshots: install test-tools  ## the browser tests save the main pages into docs/screenshots/
 	SCREENSHOTS=docs/screenshots $(UV) run --no-sync pytest tests/console -q -p no:cacheprovider
 
-# The Fastify reference app's packages: npm ci again only when package-lock.json is newer than
-# npm's record of the last install. Fastify 5 needs Node.js 20+: Debian 13's nodejs will do,
-# Debian 12's (18) will not, and there Node.js has to come from elsewhere (NodeSource).
+# The reference app of the bench: Fastify.
 FASTIFY_PACKAGES := bench/fastify/node_modules/.package-lock.json
 $(FASTIFY_PACKAGES): bench/fastify/package-lock.json
-	$(call debian,nodejs npm,command -v node >/dev/null && command -v npm >/dev/null)
-	@[ "$$(node -p 'parseInt(process.versions.node)')" -ge 20 ] \
-	  || { echo "bench/fastify needs Node.js 20+, not $$(node --version)"; exit 1; }
-	npm ci --prefix bench/fastify --no-audit --no-fund --loglevel=error
+	$(call npm_ci,bench/fastify)
 
 bench: install test-tools $(FASTIFY_PACKAGES)  ## the benchmark (wrk): a table, also in .data/bench/ (~20 min)
 	$(call debian,wrk,command -v wrk >/dev/null)
@@ -89,4 +101,4 @@ audit: install  ## fail on known vulnerabilities in the locked dependencies (nee
 
 clean:  ## remove the environment and caches (keeps .data/)
 	rm -rf .venv .tools .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.*
-	rm -rf bench/fastify/node_modules
+	rm -rf bench/fastify/node_modules tests/provider/rp/node_modules

@@ -2,6 +2,7 @@
 
 import argparse
 import asyncio
+import json
 import logging.config
 import os
 import shutil
@@ -207,6 +208,10 @@ def _list_tokens(args: argparse.Namespace, settings: Settings) -> None:
                 status,
             )
         )
+    _table(rows)
+
+
+def _table(rows: Sequence[tuple[str, ...]]) -> None:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print(
@@ -228,11 +233,11 @@ def _rotate_keys(args: argparse.Namespace, settings: Settings) -> None:
     from .accounts import keys
 
     cipher = crypto.Cipher(crypto.secret_key(settings))
-    kid = _tokens(settings, lambda connection: keys.rotate(connection, cipher))
+    kids = _tokens(settings, lambda connection: keys.rotate(connection, cipher))
     logger.info(
-        "Added signing key %s: new access tokens use it within a minute; tokens signed with "
-        "older keys stay valid until they expire",
-        kid,
+        "Added signing keys %s: new access and ID tokens use them within a minute; tokens "
+        "signed with older keys stay valid until they expire",
+        ", ".join(kids),
     )
 
 
@@ -255,6 +260,65 @@ def _set_scopes(args: argparse.Namespace, settings: Settings) -> None:
         args.email,
         ", ".join(scopes) or "no scope",
     )
+
+
+def _create_client(args: argparse.Namespace, settings: Settings) -> None:
+    from .accounts.provider import OAuthError
+
+    _known_scopes()  # every module's scopes, which a client may be given
+    metadata = {
+        "client_name": args.name,
+        "redirect_uris": args.redirect_uri,
+        "post_logout_redirect_uris": args.post_logout_redirect_uri,
+        "grant_types": args.grant_types,
+        "token_endpoint_auth_method": "none" if args.public else "client_secret_basic",
+        "scope": " ".join(args.scopes),
+        "id_token_signed_response_alg": args.id_token_alg,
+    }
+    try:
+        client = _accounts(
+            settings,
+            lambda accounts, cli: accounts.register_client(
+                cli, metadata, first_party=args.first_party
+            ),
+        )
+    except OAuthError as exc:
+        sys.exit(f"user-service: {exc.error}: {exc.description}")
+    print(json.dumps(client, indent=2))  # the secret, shown this once
+    logger.info("Registered client %s (%s)", client["client_id"], args.name)
+
+
+def _list_clients(args: argparse.Namespace, settings: Settings) -> None:
+    rows = [("CLIENT ID", "NAME", "TYPE", "GRANTS", "SCOPES", "CREATED")]
+    for client in _accounts(settings, lambda accounts, _: accounts.clients()):
+        kind = "public" if client["secret_hash"] is None else "confidential"
+        rows.append(
+            (
+                client["id"],
+                client["name"],
+                kind + (", first-party" if client["first_party"] else ""),
+                ",".join(client["grant_types"]),
+                ",".join(client["scopes"]),
+                _when(client["created_at"]),
+            )
+        )
+    _table(rows)
+
+
+def _delete_client(args: argparse.Namespace, settings: Settings) -> None:
+    if not _accounts(settings, lambda accounts, cli: accounts.delete_client(cli, args.client_id)):
+        sys.exit(f"user-service: no client has the id {args.client_id!r}")
+    logger.info("Deleted client %s: its grants ended, its consents are forgotten", args.client_id)
+
+
+def _rotate_client_secret(args: argparse.Namespace, settings: Settings) -> None:
+    secret = _accounts(
+        settings, lambda accounts, cli: accounts.rotate_client_secret(cli, args.client_id)
+    )
+    if secret is None:
+        sys.exit(f"user-service: no confidential client has the id {args.client_id!r}")
+    print(secret)
+    logger.info("New secret for %s: the old one stops working now", args.client_id)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -312,6 +376,53 @@ def _parser() -> argparse.ArgumentParser:
     key_commands.add_parser(
         "rotate", help="add a new signing key; tokens signed with older ones stay valid"
     ).set_defaults(run=_rotate_keys)
+
+    client_commands = commands.add_parser(
+        "clients", help="manage the applications that sign people in through this service"
+    ).add_subparsers(required=True, metavar="ACTION")
+    create_client = client_commands.add_parser(
+        "create", help="register an application; prints its client_id and secret (once)"
+    )
+    create_client.add_argument("--name", required=True, help="shown on the consent page")
+    create_client.add_argument(
+        "--redirect-uri", action="append", default=[], metavar="URI", help="repeatable"
+    )
+    create_client.add_argument(
+        "--post-logout-redirect-uri", action="append", default=[], metavar="URI"
+    )
+    create_client.add_argument(
+        "--grant-types",
+        type=_scopes,
+        default=["authorization_code", "refresh_token"],
+        help="comma-separated (default: authorization_code,refresh_token)",
+    )
+    create_client.add_argument(
+        "--scopes",
+        type=_scopes,
+        default=["email", "openid", "profile"],
+        help="the most it may ask for, comma-separated (default: openid,profile,email)",
+    )
+    create_client.add_argument(
+        "--public", action="store_true", help="no secret (a browser or mobile app; PKCE alone)"
+    )
+    create_client.add_argument(
+        "--first-party", action="store_true", help="one of ours: people are not asked to consent"
+    )
+    create_client.add_argument("--id-token-alg", default="RS256", choices=["RS256", "EdDSA"])
+    create_client.set_defaults(run=_create_client)
+    client_commands.add_parser("list", help="list clients (never secrets)").set_defaults(
+        run=_list_clients
+    )
+    delete_client = client_commands.add_parser(
+        "delete", help="delete a client; its grants end at once"
+    )
+    delete_client.add_argument("client_id", metavar="CLIENT_ID")
+    delete_client.set_defaults(run=_delete_client)
+    rotate_secret = client_commands.add_parser(
+        "rotate-secret", help="a new secret for a confidential client, printed once"
+    )
+    rotate_secret.add_argument("client_id", metavar="CLIENT_ID")
+    rotate_secret.set_defaults(run=_rotate_client_secret)
 
     account_commands = commands.add_parser(
         "accounts", help="grant scopes to people's accounts (operators)"

@@ -287,7 +287,8 @@ def test_access_tokens_verify_offline_with_the_published_keys_across_a_rotation(
     with TestClient(get_app()) as restarted:
         rotated = login(restarted, "jwks@example.com")
         assert jwt.get_unverified_header(rotated["access_token"])["kid"] != header["kid"]
-        assert len(restarted.get("/.well-known/jwks.json").json()["keys"]) == 2
+        # An Ed25519 key (access tokens) and an RSA one (ID tokens), each time.
+        assert len(restarted.get("/.well-known/jwks.json").json()["keys"]) == 4
         assert restarted.get("/users/me", headers=bearer(pair)).status_code == 200  # still valid
         assert restarted.get("/users/me", headers=bearer(rotated)).status_code == 200
 
@@ -316,7 +317,8 @@ def _forgeries(token: str, public_jwk: dict[str, str]) -> dict[str, str]:
 
 def test_forged_access_tokens_are_refused(app: TestClient, smtp: SmtpServer) -> None:
     pair = signed_up(app, smtp, "forge@example.com")
-    [public] = app.get("/.well-known/jwks.json").json()["keys"]
+    keys = app.get("/.well-known/jwks.json").json()["keys"]
+    [public] = [key for key in keys if key["alg"] == "EdDSA"]
     for what, forged in _forgeries(pair["access_token"], public).items():
         response = app.get("/users/me", headers={"Authorization": f"Bearer {forged}"})
         assert response.status_code == 401, what

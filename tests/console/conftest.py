@@ -2,6 +2,7 @@
 server whose emails go to a real SMTP server. (Playwright's own browser download is never
 used: `make test` installs the chromium package.)"""
 
+import contextlib
 import os
 import re
 from collections.abc import Callable, Iterator
@@ -12,7 +13,9 @@ from playwright.sync_api import Browser, Page, sync_playwright
 
 from tests.accounts.conftest import PASSWORD, mails_to, text_of
 from tests.smtp import SmtpServer
-from tests.support import Server
+from tests.support import Server, ThreadServer, free_port
+from user_service.config import get_settings
+from user_service.main import get_app
 
 CHROMIUM = "/usr/bin/chromium"
 # As root, and on a machine whose network is closed: no sandbox, no background fetches.
@@ -79,6 +82,25 @@ def screenshot(page: Page, name: str) -> None:
         page.screenshot(path=f"{SCREENSHOTS}/{name}.png", full_page=True)
 
 
+@contextlib.contextmanager
+def on_localhost(mail: SmtpServer) -> Iterator[ThreadServer]:
+    """The service on localhost, served by uvicorn in this process (so that coverage sees
+    its code run): WebAuthn needs a host name, and openid-client the issuer it discovers."""
+    port = free_port()
+    settings = {
+        **mail.env(),
+        "AUTH_ADDRESS_LIMIT_PER_MINUTE": "1000",
+        "PUBLIC_URL": f"http://localhost:{port}",
+    }
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in settings.items():
+            patch.setenv(name, value)
+        get_settings.cache_clear()
+        with ThreadServer(get_app(), host="localhost", port=port) as server:
+            yield server
+    get_settings.cache_clear()
+
+
 def sign_up(page: Page, mail: SmtpServer, email: str, name: str = "Ada") -> None:
     """Sign up through the pages and verify through the emailed link."""
     page.goto("/account/sign-up")
@@ -103,7 +125,12 @@ def link(mail: SmtpServer, email: str, page: str, count: int = 1) -> str:
 
 def sign_in(page: Page, email: str, password: str = PASSWORD) -> None:
     page.goto("/account/sign-in")
+    fill_sign_in(page, email, password)
+    page.get_by_role("heading", name="My account", exact=True).wait_for()
+
+
+def fill_sign_in(page: Page, email: str, password: str = PASSWORD) -> None:
+    """Sign in on the sign-in page the browser is on."""
     page.get_by_label("Email address").fill(email)
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in", exact=True).click()
-    page.get_by_role("heading", name="My account", exact=True).wait_for()

@@ -11,30 +11,15 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.accounts.conftest import PASSWORD
-from tests.console.conftest import screenshot, sign_in, sign_up
+from tests.console.conftest import on_localhost, screenshot, sign_in, sign_up
 from tests.smtp import SmtpServer
-from tests.support import ThreadServer, free_port, run_sql
-from user_service.config import get_settings
-from user_service.main import get_app
+from tests.support import ThreadServer, run_sql
 
 
 @pytest.fixture(scope="module")
 def live(mail: SmtpServer, database_url: str) -> Iterator[ThreadServer]:
-    """The service on localhost, served by uvicorn in this process (so that coverage sees
-    the passkeys' code run)."""
-    port = free_port()
-    settings = {
-        **mail.env(),
-        "AUTH_ADDRESS_LIMIT_PER_MINUTE": "1000",
-        "PUBLIC_URL": f"http://localhost:{port}",
-    }
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in settings.items():
-            patch.setenv(name, value)
-        get_settings.cache_clear()
-        with ThreadServer(get_app(), host="localhost", port=port) as server:
-            yield server
-    get_settings.cache_clear()
+    with on_localhost(mail) as server:
+        yield server
 
 
 def authenticator(page: Page) -> None:

@@ -72,7 +72,12 @@ auth_sessions = Table(
     Column("user_agent", Text),
     # How it was signed in to (RFC 8176 values: pwd, otp, hwk, swk, mfa): tokens carry it.
     Column("amr", ARRAY(Text), nullable=False, server_default=text("'{pwd}'")),
+    # An application's grant (the OpenID Provider's), not a device: the client, and the
+    # scopes the person allowed it.
+    Column("client_id", Text, ForeignKey("oauth_clients.id", ondelete="CASCADE")),
+    Column("scopes", ARRAY(Text)),
     Index("ix_auth_sessions_user_id", "user_id"),
+    Index("ix_auth_sessions_client_id", "client_id"),
 )
 
 refresh_tokens = Table(

@@ -173,15 +173,21 @@ async def open_session(
     client_address: str | None,
     user_agent: str | None,
     amr: list[str],
+    client_id: str | None = None,
+    scopes: list[str] | None = None,
 ) -> UUID:
+    """A browser's or an API client's session; or, with `client_id`, an application's
+    grant of `scopes` (the OpenID Provider's)."""
     session_id: UUID = await connection.fetchval(
-        "INSERT INTO auth_sessions (user_id, expires_at, client_address, user_agent, amr) "
-        "VALUES ($1, now() + $2::interval, $3, $4, $5) RETURNING id",
+        "INSERT INTO auth_sessions (user_id, expires_at, client_address, user_agent, amr, "
+        "client_id, scopes) VALUES ($1, now() + $2::interval, $3, $4, $5, $6, $7) RETURNING id",
         user_id,
         ttl,
         client_address,
         user_agent,
         amr,
+        client_id,
+        scopes,
     )
     return session_id
 
@@ -197,26 +203,28 @@ async def issue_refresh(connection: Connection, session_id: UUID) -> str:
 
 
 async def use_refresh(
-    connection: Connection, token: str, idle_ttl: timedelta
+    connection: Connection, token: str, idle_ttl: timedelta, client_id: str | None = None
 ) -> asyncpg.Record | None:
-    """Use a refresh token, once, if its session is live and it is not idle too long: the
-    session and its user. Of concurrent uses exactly one succeeds."""
+    """Use a refresh token, once, if its session is live, of this client (None: a
+    person's own) and not idle too long: the session and its user. Of concurrent uses
+    exactly one succeeds."""
     return await connection.fetchrow(
         "UPDATE refresh_tokens r SET used_at = now() FROM auth_sessions s "
         "JOIN accounts a ON a.user_id = s.user_id "
         "WHERE r.token_hash = $1 AND r.used_at IS NULL AND r.created_at > now() - $2::interval "
         "AND s.id = r.session_id AND s.revoked_at IS NULL AND s.expires_at > now() "
-        "AND a.disabled_at IS NULL "
-        "RETURNING s.id AS session_id, s.user_id, a.scopes, s.amr",
+        "AND a.disabled_at IS NULL AND s.client_id IS NOT DISTINCT FROM $3 "
+        "RETURNING s.id AS session_id, s.user_id, a.scopes, s.amr, s.scopes AS granted",
         digest(token),
         idle_ttl,
+        client_id,
     )
 
 
 async def replayed_session(connection: Connection, token: str) -> asyncpg.Record | None:
     """The session (id, user_id) of a refresh token that was used already, if it was."""
     return await connection.fetchrow(
-        "SELECT s.id, s.user_id FROM refresh_tokens r JOIN auth_sessions s "
+        "SELECT s.id, s.user_id, s.client_id FROM refresh_tokens r JOIN auth_sessions s "
         "ON s.id = r.session_id WHERE r.token_hash = $1 AND r.used_at IS NOT NULL",
         digest(token),
     )
@@ -252,7 +260,8 @@ async def revoke_sessions(db: Runner, user_id: int, keep: UUID | None = None) ->
 async def live_sessions(db: Runner, user_id: int) -> list[asyncpg.Record]:
     return await db.fetch(
         "SELECT id, created_at, last_used_at, client_address, user_agent, amr FROM auth_sessions "
-        "WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > now() ORDER BY created_at",
+        "WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > now() "
+        "AND client_id IS NULL ORDER BY created_at",
         user_id,
     )
 
@@ -264,7 +273,9 @@ async def visitor(db: Runner, session_id: UUID) -> asyncpg.Record | None:
         "UPDATE auth_sessions s SET last_used_at = now() FROM accounts a JOIN users u "
         "ON u.id = a.user_id WHERE s.id = $1 AND a.user_id = s.user_id "
         "AND s.revoked_at IS NULL AND s.expires_at > now() AND a.disabled_at IS NULL "
-        "RETURNING s.id AS session_id, a.user_id, a.email, a.scopes, s.amr, u.nickname",
+        "AND s.client_id IS NULL "
+        "RETURNING s.id AS session_id, a.user_id, a.email, a.scopes, s.amr, u.nickname, "
+        "s.created_at AS signed_in_at",
         session_id,
     )
 

@@ -45,7 +45,9 @@ class _Person(SecurityBase):
     async def __call__(self, request: Request) -> "SignedIn":
         principal: Principal = await request.app.state.auth.authenticate(request)
         request.state.principal = principal
-        if principal.user_id is None or principal.session_id is None:
+        # An application's token acts for the person only through the scopes it was given,
+        # never on the account itself.
+        if principal.user_id is None or principal.session_id is None or principal.client_id:
             raise NotAPersonError
         return SignedIn(principal.user_id, principal.session_id)
 

@@ -5,6 +5,7 @@ and pages only translate HTTP to a call and back. The flows live by concern:
 
 - signin.py: signing in (the pipeline every way in goes through), refresh, sessions;
 - mfa.py: second factors (authenticator codes, recovery codes, passkeys) and the second step;
+- provider.py: the OpenID Provider (applications, authorizations, the token endpoint);
 - selfservice.py: what a person does for themselves;
 - operators.py: what operators do to others, API tokens and scopes;
 - reports.py: what operators read;
@@ -25,11 +26,12 @@ from .keys import Signer
 from .mfa import SecondFactors
 from .operators import Operators
 from .passwords import Hasher
+from .provider import Provider
 from .reports import Reports
 from .selfservice import SelfService
 
 
-class Accounts(SecondFactors, SelfService, Operators, Reports):
+class Accounts(SecondFactors, Provider, SelfService, Operators, Reports):
     """One per worker (or CLI command), built at startup."""
 
     @classmethod

@@ -12,6 +12,7 @@ from ..audit.repository import record
 from ..auth.guard import Principal, UnauthenticatedError
 from ..context import Context
 from ..database import Connection
+from ..provider import repository as clients
 from . import repository, throttle
 from .errors import (
     DisabledAccountError,
@@ -207,15 +208,21 @@ class SignIn(Steps):
             claims = await self.signer.verify(token)
         except InvalidAccessTokenError as exc:
             raise UnauthenticatedError(str(exc)) from None
+        scopes, expires_at = frozenset(str(claims.get("scope", "")).split()), float(claims["exp"])
+        client_id = claims.get("client_id")
+        if "sid" not in claims:  # an application's own (client_credentials)
+            client = await clients.client(self.db, str(client_id))
+            if client is None:
+                raise UnauthenticatedError("The application is no longer registered.")
+            held = scopes & frozenset(client["scopes"])
+            return Principal(f"client:{client_id}", held, expires_at, client_id=client["id"])
         user_id, session_id = int(claims["sub"]), UUID(claims["sid"])
         session = await repository.session_scopes(self.db, session_id, user_id)
         if session is None:
             raise UnauthenticatedError("The session has ended; sign in again.")
         # A scope taken away stops working at once; a new one comes with the next token.
-        granted = frozenset(str(claims.get("scope", "")).split()) & frozenset(session["scopes"])
-        held, needs = self.scopes_held(granted, session["amr"])
-        expires_at = float(claims["exp"])
-        return Principal(f"user:{user_id}", held, expires_at, user_id, session_id, needs)
+        held, needs = self.scopes_held(scopes & frozenset(session["scopes"]), session["amr"])
+        return Principal(f"user:{user_id}", held, expires_at, user_id, session_id, needs, client_id)
 
     def scopes_held(self, scopes: frozenset[str], amr: list[str]) -> tuple[frozenset[str], bool]:
         """The scopes a session may use, and whether its account's scopes wait for a sign-in

@@ -36,6 +36,14 @@ Kind = Literal[
     "mfa.passkey_removed",
     "mfa.failed",
     "mfa.cleared",
+    "client.registered",
+    "client.deleted",
+    "client.secret_rotated",
+    "consent.granted",
+    "consent.denied",
+    "consent.revoked",
+    "oauth.code_replayed",
+    "oauth.refresh_replayed",
 ]
 
 KINDS: tuple[Kind, ...] = get_args(Kind)

@@ -30,8 +30,9 @@ _CACHE_LIMIT = 10_000
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling: `token:<name>`, `jwt:<subject>` or `user:<id>` (a signed-in person,
-    in one of their sessions), and what they may do."""
+    """Who is calling: `token:<name>`, `jwt:<subject>`, `user:<id>` (a signed-in person,
+    in one of their sessions, or an application they allowed: `client_id`) or
+    `client:<id>` (an application on its own), and what they may do."""
 
     name: str
     scopes: frozenset[str]
@@ -41,6 +42,7 @@ class Principal:
     # An operator's account whose session has one factor where two are required: its scopes
     # wait until it signs in with two (AUTH_OPERATOR_MFA).
     needs_second_factor: bool = False
+    client_id: str | None = None  # the application acting (the OpenID Provider's tokens)
 
 
 class UnauthenticatedError(AppError):

@@ -7,12 +7,13 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from ..main import mount
-from . import account, mfa, operators
+from . import account, clients, mfa, operators
 
 
 def init_app(app: FastAPI) -> None:
     mount(app, account.router)
     mount(app, mfa.router)
     mount(app, operators.router)
+    mount(app, clients.router)
     # Vendored files (htmx, the stylesheet): nothing is fetched from elsewhere.
     app.mount("/static", StaticFiles(directory=Path(__file__).with_name("static")), "static")

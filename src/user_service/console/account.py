@@ -35,6 +35,7 @@ DONE = {
     "email": "Check the new address's inbox: the address changes once it is verified.",
     "password": "Your password is changed; your other sessions are signed out.",
     "signed-out": "The session is signed out.",
+    "disconnected": "The application is disconnected: its access ends now, and it must ask again.",
     "totp-off": "The authenticator app is off; its recovery codes are gone.",
     "passkey-added": "The passkey is added: it signs you in, or confirms a sign-in.",
     "passkey-removed": "The passkey is removed.",
@@ -66,6 +67,7 @@ async def home_page(
         account=await accounts.me(me.user_id),
         sessions=await accounts.sessions(me.user_id),
         mfa=await accounts.second_factor_status(me.user_id),
+        apps=await accounts.connected_apps(me.user_id),
         error=error,
         **context,
     )
@@ -74,8 +76,11 @@ async def home_page(
 
 
 @router.get("/sign-in")
-async def sign_in_page(request: Request, next: str = "/account") -> Response:
-    return web.render(request, "account/sign-in.html", next=next_page(next))
+async def sign_in_page(
+    request: Request, next: str = "/account", email: Annotated[str, Query(max_length=254)] = ""
+) -> Response:
+    # email: an application's login_hint, filled in.
+    return web.render(request, "account/sign-in.html", next=next_page(next), email=email)
 
 
 @router.post("/sign-in")
@@ -239,6 +244,15 @@ async def change_password(request: Request) -> Response:
     except Failed as exc:
         return await home_page(request, me, exc)
     return web.redirect(request, "/account?done=password")
+
+
+@router.post("/apps/{client_id}/disconnect")
+async def disconnect(request: Request, client_id: Annotated[str, Path(max_length=100)]) -> Response:
+    me = await web.signed_in(request)
+    await web.form(request)
+    if not await of(request).disconnect(from_request(request), me.user_id, client_id):
+        raise errors.NotFoundError("No such application is connected to your account.")
+    return web.redirect(request, "/account?done=disconnected#apps")
 
 
 @router.post("/sessions/{session_id}/end")

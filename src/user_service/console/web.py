@@ -6,6 +6,7 @@ A page handler is as thin as a router: parse, authorize, call the service, rende
 import secrets
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any, TypeVar
@@ -52,6 +53,8 @@ class Visitor:
     scopes: frozenset[str]
     # The account's scopes wait for a sign-in with two factors (AUTH_OPERATOR_MFA).
     needs_second_factor: bool = False
+    signed_in_at: datetime | None = None
+    amr: tuple[str, ...] = ()
 
 
 class SignInRequiredError(Exception):
@@ -145,7 +148,14 @@ async def visitor(request: Request) -> Visitor | None:
             if row is not None:
                 scopes, needs = accounts.scopes_held(frozenset(row["scopes"]), row["amr"])
                 me = Visitor(
-                    row["user_id"], row["session_id"], row["email"], row["nickname"], scopes, needs
+                    row["user_id"],
+                    row["session_id"],
+                    row["email"],
+                    row["nickname"],
+                    scopes,
+                    needs,
+                    row["signed_in_at"],
+                    tuple(row["amr"]),
                 )
                 request.state.visitor = me
                 # The access log names who asked, as for API calls; what they do is theirs.
