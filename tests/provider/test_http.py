@@ -95,6 +95,8 @@ def test_an_unknown_client_or_redirect_uri_gets_a_page_never_a_redirect(
         ({"response_type": "code id_token"}, "unsupported_response_type"),
         ({"code_challenge_method": "plain"}, "invalid_request"),
         ({"code_challenge": ""}, "invalid_request"),
+        ({"code_challenge": "é" * 43}, "invalid_request"),
+        ({"code_challenge": "a" * 44}, "invalid_request"),
         ({"scope": "openid users:write"}, "invalid_scope"),
         ({"prompt": "none"}, "login_required"),
     ],
@@ -146,6 +148,7 @@ def test_a_code_is_bound_to_its_client_redirect_uri_verifier_and_minute(
         lambda code, verifier: exchange(site, other, code, verifier),  # another client
         lambda code, verifier: exchange(site, client, code, verifier, redirect_uri=REDIRECT + "x"),
         lambda code, _: exchange(site, client, code, pkce()[0]),  # another verifier
+        lambda code, _: exchange(site, client, code, "é" * 43),  # not one
     ]
     for wrong in wrongs:
         code, verifier = code_for(site, client)

@@ -11,6 +11,7 @@ rotate as a browser's do: a spent one ends it."""
 import base64
 import hashlib
 import hmac
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -25,7 +26,7 @@ from ..audit.repository import record
 from ..auth import guard
 from ..context import Context
 from ..crypto import digest, new_token
-from ..provider import repository as clients
+from ..provider import repository as apps
 from . import repository
 from .keys import ID_TOKEN_ALGORITHMS, InvalidAccessTokenError
 from .signin import SignIn
@@ -88,9 +89,14 @@ class Authorization:
     login_hint: str | None = None
 
 
+# RFC 7636 §4.1-4.2: a verifier's characters, and an S256 challenge (SHA-256, base64url).
+VERIFIER = re.compile(r"[A-Za-z0-9._~-]{43,128}")
+CHALLENGE = re.compile(r"[A-Za-z0-9_-]{43}")
+
+
 def s256(verifier: str) -> str:
     """A PKCE code challenge (RFC 7636 §4.2)."""
-    sha = hashlib.sha256(verifier.encode("ascii")).digest()
+    sha = hashlib.sha256(verifier.encode()).digest()
     return base64.urlsafe_b64encode(sha).rstrip(b"=").decode()
 
 
@@ -192,7 +198,7 @@ class Provider(SignIn):
             raise OAuthError("invalid_client_metadata", "client_name is 1 to 100 characters")
         secret = None if method == "none" else new_token()
         async with self.db.transaction() as connection:
-            client = await clients.create_client(
+            client = await apps.create_client(
                 connection,
                 id=new_token()[:22],
                 name=name,
@@ -230,12 +236,12 @@ class Provider(SignIn):
         }
 
     async def clients(self) -> list[asyncpg.Record]:
-        return await clients.clients(self.db)
+        return await apps.clients(self.db)
 
     async def delete_client(self, context: Context, client_id: str) -> bool:
         """Delete an application: its grants end, its consents are forgotten."""
         async with self.db.transaction() as connection:
-            deleted = await clients.delete_client(connection, client_id)
+            deleted = await apps.delete_client(connection, client_id)
             if deleted:
                 await record(connection, context, "client.deleted", None, client=client_id)
         return deleted
@@ -244,7 +250,7 @@ class Provider(SignIn):
         """A new secret for a confidential client (the old one stops working now)."""
         secret = new_token()
         async with self.db.transaction() as connection:
-            if not await clients.set_secret(connection, client_id, digest(secret)):
+            if not await apps.set_secret(connection, client_id, digest(secret)):
                 return None
             await record(connection, context, "client.secret_rotated", None, client=client_id)
         return secret
@@ -254,7 +260,7 @@ class Provider(SignIn):
     ) -> asyncpg.Record:
         """The client that calls the token, introspection or revocation endpoint, by the
         method it registered (client_secret_basic, client_secret_post or none)."""
-        client = await clients.client(self.db, client_id) if client_id else None
+        client = await apps.client(self.db, client_id) if client_id else None
         if client is None or client["auth_method"] != method:
             raise InvalidClientError
         if method != "none":
@@ -269,7 +275,7 @@ class Provider(SignIn):
         """The request's client and redirect URI, checked first (UnknownClientError when
         either is not registered: no redirect), then the rest (OAuthError, to redirect
         back with)."""
-        client = await clients.client(self.db, params.get("client_id", ""))
+        client = await apps.client(self.db, params.get("client_id", ""))
         redirect_uri = params.get("redirect_uri", "")
         # Exact string comparison, never a prefix or a pattern (RFC 9700 §4.1.3).
         if client is None or redirect_uri not in client["redirect_uris"]:
@@ -291,7 +297,7 @@ class Provider(SignIn):
         if params.get("response_mode", "query") != "query":
             raise RedirectedError(partial, "invalid_request", "response_mode must be query.")
         challenge = params.get("code_challenge", "")
-        if params.get("code_challenge_method") != "S256" or not 43 <= len(challenge) <= 128:
+        if params.get("code_challenge_method") != "S256" or not CHALLENGE.fullmatch(challenge):
             raise RedirectedError(partial, "invalid_request", "PKCE is required, with S256.")
         scopes = params.get("scope", "").split()
         if not scopes or set(scopes) - set(client["scopes"]):
@@ -339,7 +345,7 @@ class Provider(SignIn):
         """Whether the person allowed the client these scopes before (or it is first-party)."""
         if request.client["first_party"]:
             return True
-        allowed = await clients.consent(self.db, user_id, request.client["id"])
+        allowed = await apps.consent(self.db, user_id, request.client["id"])
         return allowed is not None and set(grant) <= set(allowed)
 
     async def issue_code(
@@ -358,11 +364,11 @@ class Provider(SignIn):
         client_id = request.client["id"]
         async with self.db.transaction() as connection:
             if consent:
-                await clients.add_consent(connection, user_id, client_id, grant)
+                await apps.add_consent(connection, user_id, client_id, grant)
                 await record(
                     connection, context, "consent.granted", user_id, client=client_id, scopes=grant
                 )
-            return await clients.new_code(
+            return await apps.new_code(
                 connection,
                 CODE_TTL,
                 client_id=client_id,
@@ -388,14 +394,14 @@ class Provider(SignIn):
         second use ends every token the first one gave (RFC 6749 §4.1.2)."""
         code = form.get("code", "")
         async with self.db.transaction() as connection:
-            used = await clients.use_code(connection, code, client["id"])
+            used = await apps.use_code(connection, code, client["id"])
         if used is None:
             await self._refuse_code_replay(context, code)
             raise OAuthError("invalid_grant", "The code is not valid: used, expired or unknown.")
         if form.get("redirect_uri") != used["redirect_uri"]:
             raise OAuthError("invalid_grant", "redirect_uri is not the authorization's.")
         verifier = form.get("code_verifier", "")
-        if not 43 <= len(verifier) <= 128 or not hmac.compare_digest(
+        if not VERIFIER.fullmatch(verifier) or not hmac.compare_digest(
             s256(verifier), used["code_challenge"]
         ):
             raise OAuthError("invalid_grant", "The code_verifier does not match.")
@@ -413,7 +419,7 @@ class Provider(SignIn):
                 client_id=client["id"],
                 scopes=used["scopes"],
             )
-            await clients.set_code_grant(connection, code, grant_id)
+            await apps.set_code_grant(connection, code, grant_id)
             refresh = None
             if "offline_access" in used["scopes"] and "refresh_token" in client["grant_types"]:
                 refresh = await repository.issue_refresh(connection, grant_id)
@@ -426,7 +432,7 @@ class Provider(SignIn):
 
     async def _refuse_code_replay(self, context: Context, code: str) -> None:
         async with self.db.transaction() as connection:
-            spent = await clients.spent_code(connection, code)
+            spent = await apps.spent_code(connection, code)
             if spent is None:
                 return
             if spent["grant_id"] is not None:
@@ -478,20 +484,8 @@ class Provider(SignIn):
         }
         if code["nonce"] is not None:
             claims["nonce"] = code["nonce"]
-        claims.update(await self._claims(account["user_id"], code["scopes"]))
+        claims.update(_person(account, code["scopes"]))
         return await self.signer.sign(claims, client["id_token_alg"])
-
-    async def _claims(self, user_id: int, scopes: list[str]) -> dict[str, Any]:
-        """The person's claims that `scopes` allow (OIDC Core §5.4)."""
-        view = await repository.operator_view(self.db, user_id)
-        claims: dict[str, Any] = {}
-        if view is None:
-            return claims
-        if "email" in scopes:
-            claims.update(email=view["email"], email_verified=view["email_verified_at"] is not None)
-        if "profile" in scopes:
-            claims["name"] = view["nickname"]
-        return claims
 
     async def refresh_grant(
         self, context: Context, client: asyncpg.Record, form: dict[str, str]
@@ -563,25 +557,25 @@ class Provider(SignIn):
                 self.db, UUID(claims["sid"]), int(claims["sub"])
             )
             return claims if session is not None else None
-        client = await clients.client(self.db, str(claims.get("client_id")))
+        client = await apps.client(self.db, str(claims.get("client_id")))
         return claims if client is not None else None
 
     async def userinfo(self, token: str) -> dict[str, Any] | None:
         """The person's claims for an application's access token with openid (OIDC Core
-        §5.3); None when the token cannot have them."""
-        claims = await self.access(token)
-        scopes = str(claims.get("scope", "")).split() if claims else []
-        if (
-            claims is None
-            or "openid" not in scopes
-            or "client_id" not in claims
-            or "sid" not in claims
-        ):
+        §5.3); None when the token cannot have them. One query: the grant, with the account."""
+        if not self.signer.ours(token):
             return None
-        grant = await clients.grant(self.db, UUID(claims["sid"]))
-        if grant is None:
+        try:
+            claims = await self.signer.verify(token)
+        except InvalidAccessTokenError:
             return None
-        return {"sub": claims["sub"], **await self._claims(int(claims["sub"]), scopes)}
+        scopes = str(claims.get("scope", "")).split()
+        if "openid" not in scopes or "client_id" not in claims or "sid" not in claims:
+            return None
+        grant = await apps.grant(self.db, UUID(claims["sid"]))
+        if grant is None or str(grant["user_id"]) != claims["sub"]:
+            return None
+        return {"sub": claims["sub"], **_person(grant, scopes)}
 
     async def introspect(self, token: str) -> dict[str, Any]:
         """RFC 7662: whether the token is live, and what it is."""
@@ -599,7 +593,7 @@ class Provider(SignIn):
             if "client_id" in claims:
                 answer["client_id"] = claims["client_id"]
             return answer
-        grant = await clients.refresh_grant(self.db, token)
+        grant = await apps.refresh_grant(self.db, token)
         if grant is None:
             return {"active": False}
         return {
@@ -621,7 +615,7 @@ class Provider(SignIn):
         if claims is not None and claims.get("client_id") == client["id"] and "sid" in claims:
             grant_id = UUID(claims["sid"])
         else:
-            grant = await clients.refresh_grant(self.db, token)
+            grant = await apps.refresh_grant(self.db, token)
             if grant is not None and grant["client_id"] == client["id"]:
                 grant_id = grant["id"]
         if grant_id is not None:
@@ -643,15 +637,27 @@ class Provider(SignIn):
             return None
 
     async def client(self, client_id: str) -> asyncpg.Record | None:
-        return await clients.client(self.db, client_id)
+        return await apps.client(self.db, client_id)
 
     async def connected_apps(self, user_id: int) -> list[asyncpg.Record]:
-        return await clients.connected(self.db, user_id)
+        return await apps.connected(self.db, user_id)
 
     async def disconnect(self, context: Context, user_id: int, client_id: str) -> bool:
         """Forget the person's consent to an application and end its grants."""
         async with self.db.transaction() as connection:
-            done = await clients.disconnect(connection, user_id, client_id)
+            done = await apps.disconnect(connection, user_id, client_id)
             if done:
                 await record(connection, context, "consent.revoked", user_id, client=client_id)
         return done
+
+
+def _person(account: asyncpg.Record, scopes: list[str]) -> dict[str, Any]:
+    """The person's claims that `scopes` allow (OIDC Core §5.4), from their account."""
+    claims: dict[str, Any] = {}
+    if "email" in scopes:
+        claims.update(
+            email=account["email"], email_verified=account["email_verified_at"] is not None
+        )
+    if "profile" in scopes:
+        claims["name"] = account["nickname"]
+    return claims

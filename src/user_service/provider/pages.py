@@ -100,7 +100,7 @@ async def authorize(request: Request) -> Response:
         if not prompt:
             del retry["prompt"]
         target = f"/oauth/authorize?{urlencode(retry)}"
-        hint = {"email": asked.login_hint} if asked.login_hint else {}
+        hint = {"email": asked.login_hint[:254]} if asked.login_hint else {}
         return web.redirect(request, f"/account/sign-in?{urlencode({'next': target, **hint})}")
     grant = await accounts.grantable(asked, me.user_id, me.scopes)
     if "consent" not in asked.prompt and await accounts.consented(asked, me.user_id, grant):
