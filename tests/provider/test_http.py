@@ -3,21 +3,27 @@ URIs, implicit and PKCE-less requests, replayed codes and refresh tokens, parall
 refreshes, wrong secrets, and tokens used where they do not belong. (The certified relying
 party drives the happy paths: test_openid_client.py.)"""
 
+import re
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import parse_qs, urlsplit
 
 import httpx2
 import jwt
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.accounts.conftest import PASSWORD, signed_up
+from tests.accounts.test_mfa import enrol, next_code
 from tests.provider.conftest import (
     ISSUER,
+    PERSON,
     REDIRECT,
     authorize,
     code_for,
     consent,
+    csrf,
     exchange,
     pkce,
     refresh,
@@ -305,3 +311,32 @@ def test_max_age_and_prompt_login_send_a_signed_in_person_to_sign_in_again(
     future = authorize(site, client, challenge, signed_in_after="99999999999")
     assert future.headers["location"].startswith("/account/sign-in?")
     assert "99999999999" not in future.headers["location"]
+
+
+def test_an_account_with_a_second_factor_gives_its_code_before_the_application_gets_one(
+    site: TestClient, smtp: SmtpServer, registrar: dict[str, str]
+) -> None:
+    """The authorization endpoint signs people in through the accounts service's pipeline:
+    the second factor is asked for, and the ID token says both were given."""
+    client = register(site, registrar)
+    pair = signed_up(site, smtp, PERSON, "Pat")
+    totp, _ = enrol(site, pair)
+    site.cookies.clear()
+    verifier, challenge = pkce()
+    to_sign_in = authorize(site, client, challenge)
+    target = parse_qs(urlsplit(to_sign_in.headers["location"]).query)["next"][0]
+    page = site.get(to_sign_in.headers["location"])
+    form = {"csrf": csrf(site, page.text), "email": PERSON, "password": PASSWORD, "next": target}
+    asked = site.post("/account/sign-in", data=form)
+    assert "Authentication code" in asked.text
+    mfa_token = re.search(r'name="mfa_token" value="([^"]+)"', asked.text)
+    assert mfa_token
+    second = {"csrf": csrf(site, asked.text), "mfa_token": mfa_token[1], "next": target}
+    signed = site.post("/account/second-factor", data={**second, "code": next_code(totp)})
+    assert signed.status_code == 303
+    assert signed.headers["location"] == target
+    query = consent(site, site.get(target))
+    tokens = exchange(site, client, query["code"], verifier).json()
+    claims = jwt.decode(tokens["id_token"], options={"verify_signature": False})
+    assert claims["amr"] == ["pwd", "otp", "mfa"]
+
