@@ -6,6 +6,7 @@ from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 
 import pytest
+from fastapi import APIRouter, FastAPI
 from fastapi.testclient import TestClient
 
 from tests.support import bearer
@@ -95,3 +96,27 @@ def test_a_fixed_path_wins_over_a_path_parameter_whichever_module_loads_first(
     assert me.status_code == 403
     assert me.json()["type"] == "/problems/not-a-person"
     assert renamed_me.json()["type"] == "/problems/not-a-person"
+
+
+def test_routes_mounted_first_are_matched_first_and_must_be_fixed_paths() -> None:
+    app = FastAPI()
+    later, early, parametrised = APIRouter(), APIRouter(), APIRouter()
+
+    @later.get("/thing")
+    async def later_thing() -> str:
+        return "later"
+
+    @early.get("/thing")
+    async def early_thing() -> str:
+        return "early"
+
+    @parametrised.get("/things/{thing_id}")
+    async def a_thing(thing_id: int) -> int:
+        return thing_id
+
+    main.mount(app, later)
+    main.mount(app, early, first=True)
+    with TestClient(app) as client:
+        assert client.get("/thing").json() == "early"
+    with pytest.raises(ValueError, match="only routes without path parameters can go first"):
+        main.mount(app, parametrised, first=True)

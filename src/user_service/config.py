@@ -86,8 +86,9 @@ class Settings(BaseSettings):
     auth_leeway: float = Field(default=30, ge=0)  # seconds of clock skew allowed on exp/nbf
     auth_jwks_refetch_interval: float = Field(default=10, ge=0)  # on an unknown key id
     auth_failures_per_minute: int = Field(default=20, ge=1)  # per client address
-    # How long a checked token is trusted before it is checked again: a revoked token, an
-    # ended session or a scope taken away stops working within this, on every worker.
+    # How long a checked token (or an OpenID client) is trusted before it is checked again: a
+    # revoked token, an ended session, a scope taken away, a deleted client or its old secret
+    # stops working within this, on every worker.
     auth_token_cache_seconds: float = Field(default=1, ge=0)
 
     # Accounts: people who sign up and sign in (the accounts module).

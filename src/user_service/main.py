@@ -55,8 +55,11 @@ def load_modules(app: FastAPI | None = None) -> list[ModuleType]:
     return modules
 
 
-def mount(app: FastAPI, router: APIRouter) -> None:
-    """Serve `router`'s routes as the app's own (a feature module's `init_app` calls this).
+def mount(app: FastAPI, router: APIRouter, *, first: bool = False) -> None:
+    """Serve `router`'s routes as the app's own (a feature module's `init_app` calls this);
+    `first`, ahead of every route mounted before (fixed paths only): a request is matched
+    against the routes in order, and for an endpoint called as often as the users API
+    (the token endpoint) the scan through a hundred routes is a fifth of its time.
 
     Precedence is this rule, not the order modules load in: a fixed path goes ahead of any
     route with path parameters that would take its requests (`/users/me` is answered before
@@ -68,6 +71,12 @@ def mount(app: FastAPI, router: APIRouter) -> None:
     responses and dependencies; the routers here have no lifespan or event handlers to pass
     on."""
     routes = app.router.routes
+    if first:
+        fixed = [route for route in router.routes if not cast(Route, route).param_convertors]
+        if len(fixed) < len(router.routes):
+            raise ValueError("only routes without path parameters can go first")
+        routes[:0] = router.routes
+        return
     for route in router.routes:
         taker = next((i for i, earlier in enumerate(routes) if _takes(earlier, route)), None)
         if taker is None:

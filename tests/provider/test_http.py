@@ -33,6 +33,8 @@ from tests.provider.conftest import (
 )
 from tests.smtp import SmtpServer
 from tests.support import bearer, issue_token, run_sql
+from user_service.config import get_settings
+from user_service.main import get_app
 
 
 def test_discovery_advertises_the_code_flow_with_s256_alone(site: TestClient) -> None:
@@ -340,3 +342,20 @@ def test_an_account_with_a_second_factor_gives_its_code_before_the_application_g
     claims = jwt.decode(tokens["id_token"], options={"verify_signature": False})
     assert claims["amr"] == ["pwd", "otp", "mfa"]
 
+
+def test_a_deleted_client_stops_working_within_the_cache_time(
+    monkeypatch: pytest.MonkeyPatch, smtp: SmtpServer, database_url: str
+) -> None:
+    """Each worker trusts a client it read for AUTH_TOKEN_CACHE_SECONDS, no longer."""
+    monkeypatch.setenv("AUTH_TOKEN_CACHE_SECONDS", "0.5")
+    get_settings.cache_clear()
+    with TestClient(get_app()) as site:
+        registrar = bearer(issue_token(database_url, "clients:write", "users:read"))
+        client = register(site, registrar, grant_types=["client_credentials"], scope="users:read")
+        auth = (client["client_id"], client["client_secret"])
+        grant = {"grant_type": "client_credentials"}
+        assert site.post("/oauth/token", data=grant, auth=auth).status_code == 200
+        run_sql(database_url, "DELETE FROM oauth_clients")
+        time.sleep(0.6)
+        assert site.post("/oauth/token", data=grant, auth=auth).status_code == 401
+    get_settings.cache_clear()

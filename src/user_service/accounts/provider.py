@@ -260,7 +260,7 @@ class Provider(SignIn):
     ) -> asyncpg.Record:
         """The client that calls the token, introspection or revocation endpoint, by the
         method it registered (client_secret_basic, client_secret_post or none)."""
-        client = await apps.client(self.db, client_id) if client_id else None
+        client = await self.client(client_id) if client_id else None
         if client is None or client["auth_method"] != method:
             raise InvalidClientError
         if method != "none":
@@ -557,7 +557,7 @@ class Provider(SignIn):
                 self.db, UUID(claims["sid"]), int(claims["sub"])
             )
             return claims if session is not None else None
-        client = await apps.client(self.db, str(claims.get("client_id")))
+        client = await self.client(str(claims.get("client_id")))
         return claims if client is not None else None
 
     async def userinfo(self, token: str) -> dict[str, Any] | None:
@@ -635,9 +635,6 @@ class Provider(SignIn):
             )
         except InvalidAccessTokenError:
             return None
-
-    async def client(self, client_id: str) -> asyncpg.Record | None:
-        return await apps.client(self.db, client_id)
 
     async def connected_apps(self, user_id: int) -> list[asyncpg.Record]:
         return await apps.connected(self.db, user_id)

@@ -12,7 +12,6 @@ from ..audit.repository import record
 from ..auth.guard import Principal, UnauthenticatedError
 from ..context import Context
 from ..database import Connection
-from ..provider import repository as apps
 from . import repository, throttle
 from .errors import (
     DisabledAccountError,
@@ -211,7 +210,7 @@ class SignIn(Steps):
         scopes, expires_at = frozenset(str(claims.get("scope", "")).split()), float(claims["exp"])
         client_id = claims.get("client_id")
         if "sid" not in claims:  # an application's own (client_credentials)
-            client = await apps.client(self.db, str(client_id))
+            client = await self.client(str(client_id))
             if client is None:
                 raise UnauthenticatedError("The application is no longer registered.")
             held = scopes & frozenset(client["scopes"])

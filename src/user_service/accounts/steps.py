@@ -4,6 +4,7 @@ nothing outside the service calls a step alone."""
 
 import functools
 import logging
+import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import timedelta
@@ -20,6 +21,7 @@ from ..context import Context
 from ..crypto import Cipher
 from ..database import Connection, Database
 from ..errors import InvalidInputError
+from ..provider import repository as apps
 from . import emails, passwords, repository, throttle
 from .errors import (
     InvalidCredentialsError,
@@ -50,6 +52,9 @@ def after_answer(
 
     return run
 
+
+# The OpenID clients this worker read lately, by id: when, and the row.
+_CLIENTS: dict[str, tuple[float, asyncpg.Record]] = {}
 
 # The page each purpose of a one-time link opens.
 _PAGES = {"verify": "verify", "reset": "reset-password"}
@@ -91,6 +96,21 @@ class Steps:
         retry_after = await throttle.blocked_for(self.db, signin_key(email))
         if retry_after is not None:
             raise TooManyRequestsError(retry_after, what)
+
+    # The OpenID Provider's clients
+
+    async def client(self, client_id: str) -> asyncpg.Record | None:
+        """A registered client, as this worker saw it within AUTH_TOKEN_CACHE_SECONDS: the
+        token endpoint and the API ask for one on every request."""
+        seen = _CLIENTS.get(client_id)
+        if seen is not None and time.monotonic() - seen[0] < self.settings.auth_token_cache_seconds:
+            return seen[1]
+        client = await apps.client(self.db, client_id)
+        if client is not None:
+            if len(_CLIENTS) >= 10_000:
+                _CLIENTS.clear()
+            _CLIENTS[client_id] = (time.monotonic(), client)
+        return client
 
     # Who may do what
 

@@ -23,5 +23,6 @@ def init_app(app: FastAPI) -> None:
     from .pages import pages
     from .router import oauth, wellknown
 
-    for router in (wellknown, oauth, pages):
-        mount(app, router)
+    mount(app, oauth, first=True)
+    mount(app, wellknown)
+    mount(app, pages)
