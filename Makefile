@@ -82,12 +82,17 @@ soak: install test-tools  ## 10 minutes of steady load: 5xx, memory, p99 drift (
 screenshots: install test-tools  ## the browser tests save the main pages into docs/screenshots/
 	SCREENSHOTS=docs/screenshots $(UV) run --no-sync pytest tests/console -q -p no:cacheprovider
 
-# The reference app of the bench: Fastify.
+# The reference apps of the bench: Fastify, and panva's oidc-provider (v9: Node.js 20 runs it,
+# warning that it wants 22).
 FASTIFY_PACKAGES := bench/fastify/node_modules/.package-lock.json
 $(FASTIFY_PACKAGES): bench/fastify/package-lock.json
 	$(call npm_ci,bench/fastify)
 
-bench: install test-tools $(FASTIFY_PACKAGES)  ## the benchmark (wrk): a table, also in .data/bench/ (~20 min)
+OIDC_PROVIDER_PACKAGES := bench/oidc-provider/node_modules/.package-lock.json
+$(OIDC_PROVIDER_PACKAGES): bench/oidc-provider/package-lock.json
+	$(call npm_ci,bench/oidc-provider)
+
+bench: install test-tools $(FASTIFY_PACKAGES) $(OIDC_PROVIDER_PACKAGES)  ## the benchmark (wrk): a table, also in .data/bench/ (~25 min)
 	$(call debian,wrk,command -v wrk >/dev/null)
 	$(UV) run --no-sync python -m bench.run
 
@@ -101,4 +106,4 @@ audit: install  ## fail on known vulnerabilities in the locked dependencies (nee
 
 clean:  ## remove the environment and caches (keeps .data/)
 	rm -rf .venv .tools .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.*
-	rm -rf bench/fastify/node_modules tests/provider/rp/node_modules
+	rm -rf bench/fastify/node_modules bench/oidc-provider/node_modules tests/provider/rp/node_modules

@@ -5,7 +5,9 @@ A PostgreSQL of its own, seeded with 100,000 users. For each scenario, in rounds
 (`user-service serve`, production settings, a valid token), the service with the token
 check off (bench/without_auth.py), the yardstick (bench/yardstick.py, on granian) and
 Fastify (bench/fastify/app.js), each with the same worker count, each driven by wrk with 64
-connections after a warm-up. Then the server stack with no database (GET /healthz) and
+connections after a warm-up. The OpenID Provider's endpoints (token_cc, token_refresh,
+userinfo) likewise against panva's oidc-provider (bench/oidc-provider/app.js), with the same
+client, grants and workers. Then the server stack with no database (GET /healthz) and
 PostgreSQL itself (pgbench -M prepared, the same SELECT by id and INSERT, 64 clients).
 Prints a table, then the service's ratios; writes them as JSON and a chart.
 
@@ -30,16 +32,22 @@ import httpx2
 
 from bench.chart import median, svg
 from tests.support import CLI, Postgres, Started, free_port, run_with_connection, terminate
+from user_service.crypto import digest, new_token
 
 BENCH = Path(__file__).parent
 USERS = 100_000
 CONNECTIONS = 64
+THREADS = 2  # wrk's
 WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
-# BENCH_QUICK=1: one short round per scenario, no sign-ins or ceilings (under 3 minutes).
+# BENCH_QUICK=1: one short round per scenario, no sign-ins or ceilings (about 5 minutes).
 QUICK = os.environ.get("BENCH_QUICK") == "1"
 SECONDS = int(os.environ.get("BENCH_SECONDS", "4" if QUICK else "15"))
 WARM_UP = int(os.environ.get("BENCH_WARM_UP", "1" if QUICK else "5"))
-SCENARIOS = os.environ.get("BENCH_SCENARIOS", "get,post,patch,list,mix").split(",")
+# The OpenID Provider's, measured against oidc-provider rather than the users API's references.
+PROVIDER_SCENARIOS = ("token_cc", "token_refresh", "userinfo")
+SCENARIOS = os.environ.get(
+    "BENCH_SCENARIOS", "get,post,patch,list,mix,token_cc,token_refresh,userinfo"
+).split(",")
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "1" if QUICK else "3"))
 DATABASE = "user_service"
 # Sign-ins: one account, a few connections (each sign-in is an argon2id hash at the
@@ -47,6 +55,25 @@ DATABASE = "user_service"
 LOGIN_EMAIL = "sign-in@example.com"
 LOGIN_PASSWORD = "correct horse battery staple"  # noqa: S105 (a made-up account's)
 LOGIN_CONNECTIONS = 4
+# Refresh tokens for each token_refresh run, of a grant and a person each (users 1..GRANTS, given
+# accounts): each answer hands its new one back to wrk, so a run needs only more than
+# CONNECTIONS live at its start. Rotation spends them, so every run gets new ones.
+GRANTS = 256
+SCOPE = ["openid", "email", "profile", "offline_access"]  # a person's grant, as app.js's
+PEOPLE = (
+    "INSERT INTO accounts (user_id, email, email_key, email_verified_at, password_hash) "
+    "SELECT n, 'person' || n || '@example.com', 'person' || n || '@example.com', now(), '-' "
+    "FROM generate_series(1, $1) n"
+)
+# The service's grants as its code flow leaves them (accounts/provider.py): a session of the
+# client with the scopes, and its refresh token, stored by its SHA-256.
+GRANT = (
+    "WITH grants AS (INSERT INTO auth_sessions (user_id, expires_at, client_id, scopes) "
+    "SELECT n, now() + interval '30 days', $1, $2 "
+    "FROM generate_series(1, cardinality($3::bytea[])) n RETURNING id, user_id) "
+    "INSERT INTO refresh_tokens (token_hash, session_id) "
+    "SELECT ($3::bytea[])[user_id], id FROM grants"
+)
 
 
 @dataclass
@@ -119,10 +146,15 @@ class App(Started):
 
 
 def wrk(
-    url: str, scenario: str, seconds: int, token: str | None, connections: int = CONNECTIONS
+    url: str,
+    scenario: str,
+    seconds: int,
+    token: str | None,
+    connections: int = CONNECTIONS,
+    more: dict[str, str] | None = None,
 ) -> dict[str, float]:
     summary: dict[str, float] = json.loads(
-        wrk_start(url, scenario, seconds, token, connections)
+        wrk_start(url, scenario, seconds, token, connections, more)
         .communicate()[0]
         .strip()
         .splitlines()[-1]
@@ -131,16 +163,22 @@ def wrk(
 
 
 def wrk_start(
-    url: str, scenario: str, seconds: int, token: str | None, connections: int = CONNECTIONS
+    url: str,
+    scenario: str,
+    seconds: int,
+    token: str | None,
+    connections: int = CONNECTIONS,
+    more: dict[str, str] | None = None,
 ) -> subprocess.Popen[str]:
-    """wrk running `scenario`; its last line of output is the JSON summary."""
+    """wrk running `scenario` (with `more` of bench/scenarios.lua's variables); its last line
+    of output is the JSON summary."""
     env = {**os.environ, "SCENARIO": scenario, "USERS": str(USERS), "TOKEN": token or ""}
-    env |= {"EMAIL": LOGIN_EMAIL, "PASSWORD": LOGIN_PASSWORD}
+    env |= {"EMAIL": LOGIN_EMAIL, "PASSWORD": LOGIN_PASSWORD, **(more or {})}
     return subprocess.Popen(
         [
             tool("wrk"),
             f"--connections={connections}",
-            "--threads=2",
+            f"--threads={THREADS}",
             f"--duration={seconds}s",
             f"--script={BENCH / 'scenarios.lua'}",
             url,
@@ -149,6 +187,47 @@ def wrk_start(
         stdout=subprocess.PIPE,
         text=True,
     )
+
+
+@dataclass
+class Client:
+    """The bench's OAuth client, registered with the service and given to oidc-provider alike,
+    and grants of people to it, new for each run."""
+
+    dsn: str
+    id: str
+    secret: str
+
+    def refresh_tokens(self, app: App, count: int) -> list[str]:
+        """The refresh tokens of `count` new grants, of people 1..count: the service's
+        written into its tables, oidc-provider's made by its own models (app.js)."""
+        if app.name == "oidc-provider":
+            made = httpx2.post(f"{app.url}/bench/grants", params={"count": count}, timeout=60)
+            made.raise_for_status()
+            return [str(token) for token in made.json()]
+        tokens = [new_token("usr_") for _ in range(count)]
+        hashes = [digest(token) for token in tokens]
+        run_with_connection(self.dsn, lambda c: c.execute(GRANT, self.id, SCOPE, hashes))
+        return tokens
+
+    def access_token(self, app: App) -> str:
+        """A person's access token (openid, email, profile): a new grant's, refreshed."""
+        [refresh] = self.refresh_tokens(app, 1)
+        form = {"grant_type": "refresh_token", "refresh_token": refresh}
+        answer = httpx2.post(
+            f"{app.url}/oauth/token", data=form, auth=(self.id, self.secret), timeout=30
+        )
+        answer.raise_for_status()
+        return str(answer.json()["access_token"])
+
+    def wrk_variables(self, app: App, scenario: str) -> dict[str, str]:
+        """What bench/scenarios.lua needs for one run of a provider scenario at `app`."""
+        more = {"CLIENT_ID": self.id, "CLIENT_SECRET": self.secret, "THREADS": str(THREADS)}
+        if scenario == "token_refresh":
+            more["REFRESH_TOKENS"] = " ".join(self.refresh_tokens(app, GRANTS))
+        if scenario == "userinfo":
+            more["TOKEN"] = self.access_token(app)
+        return more
 
 
 def measure(
@@ -160,10 +239,15 @@ def measure(
     connections: int = CONNECTIONS,
     warm_up: bool = True,
     name: str | None = None,
+    client: Client | None = None,
 ) -> Run:
+    def run(seconds: int) -> dict[str, float]:
+        more = client.wrk_variables(app, scenario) if client else None
+        return wrk(app.url, scenario, seconds, token, connections, more)
+
     if warm_up:
-        wrk(app.url, scenario, WARM_UP, token, connections)
-    summary = wrk(app.url, scenario, SECONDS, token, connections)
+        run(WARM_UP)
+    summary = run(SECONDS)
     return Run(
         app=name or app.name,
         scenario=scenario,
@@ -237,8 +321,8 @@ def sign_ins(env: dict[str, str], dsn: str, token: str) -> list[Run]:
     with App("service", [CLI, "serve", "--no-migrate"], env, "/readyz") as app:
         body = {"email": LOGIN_EMAIL, "password": LOGIN_PASSWORD, "name": "Tester"}
         httpx2.post(f"{app.url}/auth/register", json=body, timeout=30).raise_for_status()
-        verify = "UPDATE accounts SET email_verified_at = now() RETURNING 1"
-        while not run_with_connection(dsn, lambda c: c.fetch(verify)):
+        verify = "UPDATE accounts SET email_verified_at = now() WHERE email = $1 RETURNING 1"
+        while not run_with_connection(dsn, lambda c: c.fetch(verify, LOGIN_EMAIL)):
             time.sleep(0.05)  # the account is made just after the answer
         runs.append(measure(app, "login", None, connections=LOGIN_CONNECTIONS))
         runs.append(measure(app, "get", token, name="service, no sign-ins beside"))
@@ -260,12 +344,17 @@ def sign_ins(env: dict[str, str], dsn: str, token: str) -> list[Run]:
     return runs
 
 
-def apps() -> dict[str, tuple[list[str], str]]:
+def apps(scenario: str) -> dict[str, tuple[list[str], str]]:
+    """The apps measured in `scenario`: their commands and the path that answers when ready."""
+    service = {"service": ([CLI, "serve", "--no-migrate"], "/readyz")}
+    if scenario in PROVIDER_SCENARIOS:
+        provider = [tool("node"), str(BENCH / "oidc-provider" / "app.js")]
+        return service | {"oidc-provider": (provider, "/.well-known/openid-configuration")}
     serve = [sys.executable, str(BENCH / "serve.py")]
     # As FastAPI's users serve an app today: granian with uvloop, otherwise its defaults.
     granian = [str(Path(sys.executable).with_name("granian")), "--interface", "asgi"]
     chosen = {
-        "service": ([CLI, "serve", "--no-migrate"], "/readyz"),
+        **service,
         "service, no auth": ([*serve, "bench.without_auth:app"], "/readyz"),
         "yardstick": ([*granian, "--loop", "uvloop", "bench.yardstick:app"], "/users/1"),
         "Fastify": ([tool("node"), str(BENCH / "fastify" / "app.js")], "/users/1"),
@@ -303,19 +392,22 @@ def table(runs: list[Run]) -> str:
     the median of its rounds' ratios with their range."""
     lines = [
         "| Scenario | App | req/s | p50 ms | p99 ms | Errors | Peak RSS/worker MiB "
-        "| vs yardstick | vs Fastify | auth on/off | vs /healthz | vs PostgreSQL |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| vs yardstick | vs Fastify | vs oidc-provider | auth on/off | vs /healthz "
+        "| vs PostgreSQL |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+        "| ---: |",
     ]
     seen = list(dict.fromkeys((r.scenario, r.app) for r in runs))
     for scenario, app in seen:
         these = rounds(runs, app, scenario)
         r = median_round(these)
-        cells = [""] * 5
+        cells = [""] * 6
         if app == "service" and scenario in SCENARIOS:
             database = {"get": "select", "post": "insert"}.get(scenario)
             cells = [
                 ratio(runs, app, scenario, "yardstick"),
                 ratio(runs, app, scenario, "Fastify"),
+                ratio(runs, app, scenario, "oidc-provider"),
                 ratio(runs, app, scenario, "service, no auth"),
                 ratio(runs, app, scenario, "service", "healthz"),
                 ratio(runs, app, scenario, "PostgreSQL (pgbench)", database) if database else "",
@@ -342,8 +434,9 @@ def table(runs: list[Run]) -> str:
 def ratios(runs: list[Run]) -> str:
     """The service against the references, a line per scenario: what to read first."""
     lines = [
-        "| Scenario | service req/s | vs yardstick | vs Fastify | p99 ms, worst round | Errors |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        "| Scenario | service req/s | vs yardstick | vs Fastify | vs oidc-provider "
+        "| p99 ms, worst round | Errors |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for scenario in SCENARIOS:
         these = rounds(runs, "service", scenario)
@@ -352,16 +445,35 @@ def ratios(runs: list[Run]) -> str:
             lines.append(
                 f"| {scenario} | {r.rps:,.0f} | {ratio(runs, 'service', scenario, 'yardstick')} "
                 f"| {ratio(runs, 'service', scenario, 'Fastify')} "
+                f"| {ratio(runs, 'service', scenario, 'oidc-provider')} "
                 f"| {max(run.p99_ms or 0 for run in these)} | {sum(x.errors for x in these)} |"
             )
     return "\n".join(lines)
 
 
 def chart(runs: list[Run]) -> str:
-    names = [name for name in apps() if any(r.app == name for r in runs)]
+    every = dict.fromkeys(name for scenario in SCENARIOS for name in apps(scenario))
+    names = [name for name in every if any(r.app == name for r in runs)]
     length = f"{ROUNDS} round{'s' if ROUNDS > 1 else ''} of {SECONDS} s"
     note = f"{WORKERS} workers each, {CONNECTIONS} connections, {length}, {os.cpu_count()} CPUs"
     return svg([asdict(r) for r in runs], names, SCENARIOS, "req/s, median of the rounds", note)
+
+
+def oauth_client(env: dict[str, str], dsn: str) -> Client:
+    """People to grant (users 1..GRANTS, given accounts) and the bench's client, registered."""
+    run_with_connection(dsn, lambda c: c.execute(PEOPLE, GRANTS))
+    grant_types = "authorization_code,client_credentials,refresh_token"
+    scopes = ",".join([*SCOPE, "users:read"])
+    create = ["clients", "create", "--name", "bench", "--redirect-uri", "http://127.0.0.1/cb"]
+    created = subprocess.run(
+        [CLI, *create, "--grant-types", grant_types, "--scopes", scopes],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    registration = json.loads(created.stdout)
+    return Client(dsn, registration["client_id"], registration["client_secret"])
 
 
 def main() -> int:
@@ -381,15 +493,20 @@ def main() -> int:
             capture_output=True,
             text=True,
         ).stdout.strip()
+        client = None
+        if set(SCENARIOS) & set(PROVIDER_SCENARIOS):
+            client = oauth_client(env, postgres.dsn(DATABASE))
+            env |= {"CLIENT_ID": client.id, "CLIENT_SECRET": client.secret}  # for app.js
         for scenario in SCENARIOS:
             for turn in range(ROUNDS):
                 # Each app goes first in a round of its own: no app always follows another.
-                order = list(apps().items())
+                order = list(apps(scenario).items())
                 order = order[turn % len(order) :] + order[: turn % len(order)]
                 for name, (command, ready) in order:
                     print(f"{scenario}, round {turn + 1}: {name}", file=sys.stderr, flush=True)
                     with App(name, command, env, ready) as app:
-                        runs.append(measure(app, scenario, token, turn))
+                        provider = client if scenario in PROVIDER_SCENARIOS else None
+                        runs.append(measure(app, scenario, token, turn, client=provider))
         if not QUICK:
             print("sign-ins, and GET beside them", file=sys.stderr, flush=True)
             runs += sign_ins(env, postgres.dsn(DATABASE), token)
