@@ -68,9 +68,15 @@ RP_PACKAGES := tests/provider/rp/node_modules/.package-lock.json
 $(RP_PACKAGES): tests/provider/rp/package-lock.json
 	$(call npm_ci,tests/provider/rp)
 
+# A company's identity provider the upstream sign-in tests start: panva's oidc-provider, an
+# OpenID Certified provider, with its development sign-in pages.
+IDP_PACKAGES := tests/upstream/idp/node_modules/.package-lock.json
+$(IDP_PACKAGES): tests/upstream/idp/package-lock.json
+	$(call npm_ci,tests/upstream/idp)
+
 # Side by side, one process per core (pytest-xdist), each on a database of its own; a module's
 # tests stay together, so that its fixtures start once.
-pytest: install test-tools $(RP_PACKAGES)  ## the tests (alembic check among them) with coverage, on a real PostgreSQL
+pytest: install test-tools $(RP_PACKAGES) $(IDP_PACKAGES)  ## the tests (alembic check among them) with coverage, on a real PostgreSQL
 	$(UV) run --no-sync pytest -n auto --dist loadscope --cov --cov-report=term --cov-fail-under=90
 
 chaos: install test-tools  ## faults under steady load; prints what clients saw (about 2 min)
@@ -106,4 +112,5 @@ audit: install  ## fail on known vulnerabilities in the locked dependencies (nee
 
 clean:  ## remove the environment and caches (keeps .data/)
 	rm -rf .venv .tools .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.*
-	rm -rf bench/fastify/node_modules bench/oidc-provider/node_modules tests/provider/rp/node_modules
+	rm -rf bench/fastify/node_modules bench/oidc-provider/node_modules tests/provider/rp/node_modules \
+	  tests/upstream/idp/node_modules

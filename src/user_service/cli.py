@@ -37,6 +37,12 @@ _CONNECTION_FAILURES = (
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> None:
+    from .upstream.config import SettingError, configured
+
+    try:
+        providers = configured()  # a malformed setting stops here, in one line
+    except SettingError as exc:
+        sys.exit(f"user-service: {exc}")
     metrics = server.metrics_directory()  # before anything imports prometheus_client
     try:
         database.resolve_url(settings)  # the embedded server, if any, starts once, here
@@ -56,6 +62,15 @@ def _serve(args: argparse.Namespace, settings: Settings) -> None:
             _ensure_admin_token(settings, f"http://{host}:{port}")
         base = get_settings().link_base
         logger.info("Console for operators: %s/console; everyone's account: %s/account", base, base)
+        for provider in providers:
+            logger.info(
+                "Sign-in through %s: register %s/auth/providers/%s/callback as a redirect URI "
+                "at %s",
+                provider.label,
+                base,
+                provider.name,
+                provider.issuer,
+            )
         server.run(settings, host=host, port=port, workers=args.workers or settings.app_workers)
     finally:
         shutil.rmtree(metrics, ignore_errors=True)

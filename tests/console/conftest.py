@@ -83,14 +83,16 @@ def screenshot(page: Page, name: str) -> None:
 
 
 @contextlib.contextmanager
-def on_localhost(mail: SmtpServer) -> Iterator[ThreadServer]:
-    """The service on localhost, served by uvicorn in this process (so that coverage sees
-    its code run): WebAuthn needs a host name, and openid-client the issuer it discovers."""
-    port = free_port()
+def on_localhost(mail: SmtpServer, port: int | None = None, **env: str) -> Iterator[ThreadServer]:
+    """The service on localhost (on `port`, with `env`), served by uvicorn in this process
+    (so that coverage sees its code run): WebAuthn needs a host name, and openid-client the
+    issuer it discovers."""
+    port = port or free_port()
     settings = {
         **mail.env(),
         "AUTH_ADDRESS_LIMIT_PER_MINUTE": "1000",
         "PUBLIC_URL": f"http://localhost:{port}",
+        **env,
     }
     with pytest.MonkeyPatch.context() as patch:
         for name, value in settings.items():

@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 
 from tests.accounts import conftest as accounts
 from tests.accounts.conftest import PASSWORD, signed_up
+from tests.console.conftest import browser, mail, new_page, page  # noqa: F401 (the browser's)
 from tests.smtp import SmtpServer
 from tests.support import bearer, issue_token
 from user_service.main import get_app
@@ -55,8 +56,9 @@ def register(site: TestClient, registrar: dict[str, str], **metadata: Any) -> di
     return client
 
 
-def csrf(site: TestClient, page: str | None = None) -> str:
-    found = re.search(r'name="csrf" value="([^"]+)"', page or site.get("/account/sign-in").text)
+def csrf(site: TestClient, html_page: str | None = None) -> str:
+    shown = html_page or site.get("/account/sign-in").text
+    found = re.search(r'name="csrf" value="([^"]+)"', shown)
     assert found
     return found[1]
 
@@ -104,15 +106,15 @@ def returned(answer: httpx2.Response) -> dict[str, str]:
     return {name: values[0] for name, values in parse_qs(urlsplit(location).query).items()}
 
 
-def consent(site: TestClient, page: httpx2.Response, decision: str = "allow") -> dict[str, str]:
+def consent(site: TestClient, shown: httpx2.Response, decision: str = "allow") -> dict[str, str]:
     """Answer the consent page; the query the browser goes back with."""
-    assert page.status_code == 200, page.text
-    found = re.search(r'name="request" value="([^"]+)"', page.text)
+    assert shown.status_code == 200, shown.text
+    found = re.search(r'name="request" value="([^"]+)"', shown.text)
     assert found
     answer = site.post(
         "/oauth/authorize",
         data={
-            "csrf": csrf(site, page.text),
+            "csrf": csrf(site, shown.text),
             "request": html.unescape(found[1]),
             "decision": decision,
         },

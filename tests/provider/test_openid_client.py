@@ -7,7 +7,7 @@ verdict. Served on localhost by uvicorn in this process (coverage sees it)."""
 
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -17,22 +17,14 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.accounts.conftest import PASSWORD
-from tests.console.conftest import (  # noqa: F401 (browser and new_page: fixtures)
-    browser,
+from tests.console.conftest import (
     fill_sign_in,
-    new_page,
     on_localhost,
     sign_up,
 )
 from tests.provider.rp import RelyingParty, RelyingPartyError
 from tests.smtp import SmtpServer
 from tests.support import ThreadServer, bearer, issue_token
-
-
-@pytest.fixture(scope="module")
-def mail() -> Iterator[SmtpServer]:
-    with SmtpServer() as smtp:
-        yield smtp
 
 
 @pytest.fixture(scope="module")
@@ -45,11 +37,6 @@ def live(mail: SmtpServer, database_url: str) -> Iterator[ThreadServer]:
 def rp() -> Iterator[RelyingParty]:
     with RelyingParty() as party:
         yield party
-
-
-@pytest.fixture
-def page(new_page: Callable[[], Page]) -> Page:  # noqa: F811 (the console's fixture, used)
-    return new_page()
 
 
 class Application(ThreadingHTTPServer):

@@ -108,3 +108,15 @@ def second_factor_changed(what: str, forgot_link: str) -> Message:
         ],
         forgot_link,
     )
+
+
+def identity_linked(label: str, forgot_link: str) -> Message:
+    return Message(
+        f"{label} now signs you in",
+        [
+            f"Your account is now linked to your {label} account: signing in with {label} "
+            "opens it. If this was not you, reset your password now, and remove the link "
+            "from your account page."
+        ],
+        forgot_link,
+    )

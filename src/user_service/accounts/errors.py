@@ -157,3 +157,27 @@ class OwnAccountError(AppError):
     status_code = HTTPStatus.CONFLICT
     type = "/problems/own-account"
     message = "That is your own account: an operator does not do this to themselves."
+
+
+class AddressInUseError(AppError):
+    status_code = HTTPStatus.CONFLICT
+    type = "/problems/address-in-use"
+    message = (
+        "An account already uses this email address, and the provider has not verified it "
+        "for you: sign in with that account's password."
+    )
+
+
+class NoAddressError(AppError):
+    status_code = HTTPStatus.BAD_REQUEST
+    type = "/problems/no-address"
+    message = "The provider gave no usable email address: it must share one (scope email)."
+
+
+class LastWayInError(AppError):
+    status_code = HTTPStatus.CONFLICT
+    type = "/problems/last-way-in"
+    message = (
+        "This is your only way to sign in: set a password first (Forgot your password?), "
+        "or add a passkey."
+    )

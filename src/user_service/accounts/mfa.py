@@ -323,7 +323,11 @@ class SecondFactors(SignIn):
                 raise InvalidMfaTokenError
             self.may_sign_in(account)
             opened = await self.open_session(
-                connection, context, account, ["pwd", factor, "mfa"], used["replacing"]
+                connection,
+                context,
+                account,
+                [used["first_factor"], factor, "mfa"],
+                used["replacing"],
             )
         await throttle.clear(self.db, _mfa_key(user_id))
         return opened

@@ -174,6 +174,8 @@ sign_in_challenges = Table(
     Column("purpose", Text, nullable=False),  # second-factor | passkey | new-passkey
     Column("webauthn_challenge", LargeBinary),
     Column("replacing", UUID(as_uuid=True)),  # a browser's session the sign-in ends
+    # The sign-in's first factor, as amr: pwd, or fed:<provider> (upstream/).
+    Column("first_factor", Text, nullable=False, server_default=text("'pwd'")),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=_NOW),
     Column("expires_at", DateTime(timezone=True), nullable=False),
     Column("used_at", DateTime(timezone=True)),

@@ -448,18 +448,21 @@ async def new_challenge(
     ttl: timedelta,
     webauthn_challenge: bytes | None = None,
     replacing: UUID | None = None,
+    first_factor: str = "pwd",
 ) -> str:
     """A sign-in's challenge (second-factor, passkey or new-passkey): its one-time token."""
     token = new_token("mfa_")
     await connection.execute(
         "INSERT INTO sign_in_challenges (token_hash, user_id, purpose, webauthn_challenge, "
-        "replacing, expires_at) VALUES ($1, $2, $3, $4, $5, now() + $6::interval)",
+        "replacing, expires_at, first_factor) "
+        "VALUES ($1, $2, $3, $4, $5, now() + $6::interval, $7)",
         digest(token),
         user_id,
         purpose,
         webauthn_challenge,
         replacing,
         ttl,
+        first_factor,
     )
     return token
 
@@ -491,7 +494,7 @@ async def use_challenge(connection: Connection, token: str, purpose: str) -> asy
     return await connection.fetchrow(
         "UPDATE sign_in_challenges SET used_at = now() WHERE token_hash = $1 AND purpose = $2 "
         "AND used_at IS NULL AND expires_at > now() "
-        "RETURNING user_id, replacing, webauthn_challenge",
+        "RETURNING user_id, replacing, webauthn_challenge, first_factor",
         digest(token),
         purpose,
     )

@@ -6,6 +6,7 @@ and pages only translate HTTP to a call and back. The flows live by concern:
 - signin.py: signing in (the pipeline every way in goes through), refresh, sessions;
 - mfa.py: second factors (authenticator codes, recovery codes, passkeys) and the second step;
 - provider.py: the OpenID Provider (applications, authorizations, the token endpoint);
+- upstream.py: signing in through a company's identity provider;
 - selfservice.py: what a person does for themselves;
 - operators.py: what operators do to others, API tokens and scopes;
 - reports.py: what operators read;
@@ -29,9 +30,10 @@ from .passwords import Hasher
 from .provider import Provider
 from .reports import Reports
 from .selfservice import SelfService
+from .upstream import Identities
 
 
-class Accounts(SecondFactors, Provider, SelfService, Operators, Reports):
+class Accounts(SecondFactors, Provider, Identities, SelfService, Operators, Reports):
     """One per worker (or CLI command), built at startup."""
 
     @classmethod

@@ -44,6 +44,9 @@ Kind = Literal[
     "consent.revoked",
     "oauth.code_replayed",
     "oauth.refresh_replayed",
+    "identity.linked",
+    "identity.unlinked",
+    "identity.refused",
 ]
 
 KINDS: tuple[Kind, ...] = get_args(Kind)

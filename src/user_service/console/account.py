@@ -36,6 +36,7 @@ DONE = {
     "password": "Your password is changed; your other sessions are signed out.",
     "signed-out": "The session is signed out.",
     "disconnected": "The application is disconnected: its access ends now, and it must ask again.",
+    "unlinked": "The provider no longer signs you in.",
     "totp-off": "The authenticator app is off; its recovery codes are gone.",
     "passkey-added": "The passkey is added: it signs you in, or confirms a sign-in.",
     "passkey-removed": "The passkey is removed.",
@@ -68,6 +69,7 @@ async def home_page(
         sessions=await accounts.sessions(me.user_id),
         mfa=await accounts.second_factor_status(me.user_id),
         apps=await accounts.connected_apps(me.user_id),
+        identities=labelled(request, await accounts.identities(me.user_id)),
         error=error,
         **context,
     )
@@ -244,6 +246,34 @@ async def change_password(request: Request) -> Response:
     except Failed as exc:
         return await home_page(request, me, exc)
     return web.redirect(request, "/account?done=password")
+
+
+def labelled(request: Request, identities: list[Any]) -> list[dict[str, Any]]:
+    """Identities with their provider's label (its name, once it is no longer configured)."""
+    configured = getattr(request.app.state, "upstream", {})
+    return [
+        {
+            **identity,
+            "label": configured[identity["provider"]].settings.label
+            if identity["provider"] in configured
+            else identity["provider"],
+        }
+        for identity in identities
+    ]
+
+
+@router.post("/identities/unlink")
+async def unlink(request: Request) -> Response:
+    me = await web.signed_in(request)
+    data = await web.form(request)
+    provider, subject = str(data.get("provider", "")), str(data.get("subject", ""))
+    try:
+        found = await of(request).unlink(from_request(request), me.user_id, provider, subject)
+    except AppError as exc:
+        return await home_page(request, me, exc)
+    if not found:
+        raise errors.NotFoundError("No such identity is linked to your account.")
+    return web.redirect(request, "/account?done=unlinked#identities")
 
 
 @router.post("/apps/{client_id}/disconnect")

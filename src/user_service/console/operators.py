@@ -26,6 +26,7 @@ from ..schemas import MAX_ID, InputModel, PrintableStr
 from ..users.pagination import cursor_after, cursor_position
 from ..users.schemas import Name, Search, Sort, UserUpdate
 from . import charts, web
+from .account import labelled
 
 router = APIRouter(prefix="/console", route_class=web.PageRoute, include_in_schema=False)
 
@@ -189,9 +190,17 @@ async def _user(
     accounts = of(request)
     user = await accounts.user(user_id)
     sessions = await accounts.sessions(user_id) if user["has_account"] else []
+    linked = await accounts.identities(user_id) if user["has_account"] else []
     status, error, headers = web.describe(failed) if failed else (200, "", {})
     response = web.render(
-        request, "console/user.html", status, user=user, sessions=sessions, error=error, **context
+        request,
+        "console/user.html",
+        status,
+        user=user,
+        sessions=sessions,
+        identities=labelled(request, linked),
+        error=error,
+        **context,
     )
     response.headers.update(headers)
     return response

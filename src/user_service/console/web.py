@@ -38,7 +38,7 @@ templates = Jinja2Templates(directory=Path(__file__).with_name("templates"))
 # How a session was signed in to, in words (its amr, RFC 8176).
 _FACTORS = {"pwd": "password", "otp": "code", "hwk": "passkey", "swk": "passkey"}
 templates.env.filters["signed_in_with"] = lambda amr: " + ".join(
-    _FACTORS[value] for value in amr if value in _FACTORS
+    _FACTORS.get(value, value.removeprefix("fed:")) for value in amr if value != "mfa"
 )
 
 
@@ -233,10 +233,23 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
     response: Response = templates.TemplateResponse(
         request,
         template,
-        {"visitor": getattr(request.state, "visitor", None), "csrf": _csrf(request), **context},
+        {
+            "visitor": getattr(request.state, "visitor", None),
+            "csrf": _csrf(request),
+            "signin_providers": _signin_providers(request),
+            **context,
+        },
         status_code=status_code,
     )
     return _finish(request, response)
+
+
+def _signin_providers(request: Request) -> list[dict[str, str]]:
+    """The companies' identity providers a person may sign in through (upstream/)."""
+    return [
+        {"label": upstream.settings.label, "start": f"/auth/providers/{name}/start"}
+        for name, upstream in getattr(request.app.state, "upstream", {}).items()
+    ]
 
 
 def redirect(request: Request, url: str) -> Response:
@@ -271,6 +284,30 @@ def remember(request: Request, response: Response, session_id: UUID) -> None:
         path="/",
     )
     _set_nonce(response, secrets.token_urlsafe(32))
+
+
+def keep(request: Request, response: Response, name: str, value: str, seconds: int) -> None:
+    """A short-lived cookie of this browser's, signed, for this site alone (as the session's:
+    SameSite=Lax, so that it comes back with another site's redirect to us)."""
+    response.set_cookie(
+        _cookie(name),
+        _cipher(request).sign(name, value),
+        max_age=seconds,
+        httponly=True,
+        samesite="lax",
+        secure=_secure(),
+        path="/",
+    )
+
+
+def kept(request: Request, name: str) -> str | None:
+    """The value `keep` gave this browser, if its signature is ours."""
+    signed = request.cookies.get(_cookie(name))
+    return _cipher(request).unsign(name, signed) if signed else None
+
+
+def drop(response: Response, name: str) -> None:
+    response.delete_cookie(_cookie(name), path="/", secure=_secure(), httponly=True)
 
 
 def forget(response: Response) -> None:
