@@ -495,29 +495,22 @@ class Provider(SignIn):
         if "refresh_token" not in client["grant_types"]:
             raise OAuthError("unauthorized_client", "The client may not use refresh tokens.")
         token = form.get("refresh_token", "")
-        async with self.db.transaction() as connection:
-            used = await repository.use_refresh(
-                connection, token, self.settings.auth_refresh_idle_ttl, client["id"]
-            )
-            if used is not None:
-                await repository.touch_session(connection, used["session_id"])
-                refresh = await repository.issue_refresh(connection, used["session_id"])
-        if used is None:
-            await self._refuse_refresh_replay(context, token, client["id"])
+        rotated = await self.rotate_refresh(token, client["id"])
+        if rotated is None:
+            replayed = await self.end_replayed(context, token, client["id"])
+            if replayed is not None:
+                await record(
+                    self.db,
+                    context,
+                    "oauth.refresh_replayed",
+                    replayed["user_id"],
+                    client=client["id"],
+                )
             raise OAuthError("invalid_grant", "The refresh token is not valid.")
+        used, refresh = rotated
         return await self._tokens(
             client, used["user_id"], used["session_id"], used["granted"], used["amr"], refresh
         )
-
-    async def _refuse_refresh_replay(self, context: Context, token: str, client_id: str) -> None:
-        async with self.db.transaction() as connection:
-            session = await repository.replayed_session(connection, token)
-            if session is None or session["client_id"] != client_id:
-                return
-            await repository.revoke_session(connection, session["id"])
-            await record(
-                connection, context, "oauth.refresh_replayed", session["user_id"], client=client_id
-            )
 
     async def client_credentials(
         self, client: asyncpg.Record, form: dict[str, str]
@@ -543,14 +536,20 @@ class Provider(SignIn):
 
     # What an application learns of a token
 
-    async def access(self, token: str) -> dict[str, Any] | None:
-        """The claims of a live access token of ours, or None (expired, forged, its grant
-        ended, its client deleted)."""
+    async def _signed(self, token: str) -> dict[str, Any] | None:
+        """The claims of an unexpired access token we signed, or None."""
         if not self.signer.ours(token):
             return None
         try:
-            claims = await self.signer.verify(token)
+            return await self.signer.verify(token)
         except InvalidAccessTokenError:
+            return None
+
+    async def access(self, token: str) -> dict[str, Any] | None:
+        """The claims of a live access token of ours, or None (expired, forged, its grant
+        ended, its client deleted)."""
+        claims = await self._signed(token)
+        if claims is None:
             return None
         if "sid" in claims:
             session = await repository.session_scopes(
@@ -563,11 +562,8 @@ class Provider(SignIn):
     async def userinfo(self, token: str) -> dict[str, Any] | None:
         """The person's claims for an application's access token with openid (OIDC Core
         §5.3); None when the token cannot have them. One query: the grant, with the account."""
-        if not self.signer.ours(token):
-            return None
-        try:
-            claims = await self.signer.verify(token)
-        except InvalidAccessTokenError:
+        claims = await self._signed(token)
+        if claims is None:
             return None
         scopes = str(claims.get("scope", "")).split()
         if "openid" not in scopes or "client_id" not in claims or "sid" not in claims:

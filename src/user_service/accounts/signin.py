@@ -145,28 +145,42 @@ class SignIn(Steps):
 
     async def refresh(self, context: Context, token: str) -> dict[str, object]:
         """A new token pair for a refresh token, used up; a used one ends its session."""
-        async with self.db.transaction() as connection:
-            used = await repository.use_refresh(
-                connection, token, self.settings.auth_refresh_idle_ttl
-            )
-            if used is not None:
-                await repository.touch_session(connection, used["session_id"])
-                refresh = await repository.issue_refresh(connection, used["session_id"])
-        if used is None:
-            await self._refuse_replay(context, token)
+        rotated = await self.rotate_refresh(token)
+        if rotated is None:
+            if await self.end_replayed(context, token):
+                raise RefreshTokenReusedError
             raise InvalidRefreshTokenError
+        used, refresh = rotated
         opened = Opened(used["user_id"], used["session_id"], used["scopes"], used["amr"])
         return await self._pair(opened, refresh)
 
-    async def _refuse_replay(self, context: Context, token: str) -> None:
-        # A used refresh token comes back: it was stolen, or its holder's copy was. Either
-        # way the whole session ends, for every copy of it.
+    async def rotate_refresh(
+        self, token: str, client_id: str | None = None
+    ) -> tuple[asyncpg.Record, str] | None:
+        """Use a refresh token of a live session (a person's own, or with `client_id` that
+        application's grant) once, and issue its successor: the session and the new token,
+        or None. One UPDATE decides: of parallel uses one wins."""
+        async with self.db.transaction() as connection:
+            used = await repository.use_refresh(
+                connection, token, self.settings.auth_refresh_idle_ttl, client_id
+            )
+            if used is None:
+                return None
+            await repository.touch_session(connection, used["session_id"])
+            return used, await repository.issue_refresh(connection, used["session_id"])
+
+    async def end_replayed(
+        self, context: Context, token: str, client_id: str | None = None
+    ) -> asyncpg.Record | None:
+        """A used refresh token comes back: it was stolen, or its holder's copy was. Either
+        way its whole session ends (with `client_id`, only if it is that application's
+        grant): the session, if it did."""
         async with self.db.transaction() as connection:
             session = await repository.replayed_session(connection, token)
-            if session is None:
-                return
+            if session is None or (client_id is not None and session["client_id"] != client_id):
+                return None
             await self._end(connection, context, session["id"], reason="refresh token reused")
-        raise RefreshTokenReusedError
+        return session
 
     async def _end(
         self, connection: Connection, context: Context, session_id: UUID, *, reason: str

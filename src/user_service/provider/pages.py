@@ -26,7 +26,7 @@ pages = APIRouter(prefix="/oauth", route_class=web.PageRoute, include_in_schema=
 _AFTER = "signed_in_after"
 
 
-def _params(request: Request, data: Any) -> dict[str, str]:
+def _params(data: Any) -> dict[str, str]:
     params: dict[str, str] = {}
     for name, value in data.multi_items():
         if name in params:
@@ -69,17 +69,25 @@ def leave(request: Request, url: str) -> Response:
     return web.render(request, "oauth/leave.html", url=url)
 
 
-@pages.get("/authorize")
-async def authorize(request: Request) -> Response:
-    """The authorization endpoint (code flow with PKCE S256)."""
-    accounts = of(request)
-    params = _params(request, request.query_params)
+async def _asked(request: Request, params: dict[str, str]) -> Authorization | Response:
+    """The authorization request `params` make, or the answer to a bad one: a page when
+    its client or redirect URI is unknown, else the error sent back to the client."""
     try:
-        asked = await accounts.authorization(params)
+        return await of(request).authorization(params)
     except UnknownClientError:
         return _unknown(request)
     except RedirectedError as exc:
         return back(request, exc.request, error=exc.error, error_description=exc.description)
+
+
+@pages.get("/authorize")
+async def authorize(request: Request) -> Response:
+    """The authorization endpoint (code flow with PKCE S256)."""
+    accounts = of(request)
+    params = _params(request.query_params)
+    asked = await _asked(request, params)
+    if isinstance(asked, Response):
+        return asked
     me = await web.visitor(request)
     after = params.get(_AFTER, "")
     # Never later than now: a link with a time to come would ask for sign-ins forever.
@@ -150,12 +158,9 @@ async def consent(request: Request) -> Response:
     if signed is None:
         raise web.CsrfError
     params = dict(parse_qsl(signed, keep_blank_values=True))  # a dict's, as signed
-    try:
-        asked = await accounts.authorization(params)
-    except UnknownClientError:
-        return _unknown(request)
-    except RedirectedError as exc:
-        return back(request, exc.request, error=exc.error, error_description=exc.description)
+    asked = await _asked(request, params)
+    if isinstance(asked, Response):
+        return asked
     if data.get("decision") != "allow":
         await accounts.refused_consent(from_request(request), asked, me.user_id)
         return back(request, asked, error="access_denied", error_description="The person said no.")
@@ -172,7 +177,7 @@ async def logout(request: Request) -> Response:
     accounts = of(request)
     posted = request.method == "POST"
     data = await web.form(request) if posted else request.query_params
-    params = _params(request, data)
+    params = _params(data)
     hint = params.get("id_token_hint")
     claims = await accounts.logout_hint(hint) if hint else None
     if hint and claims is None:

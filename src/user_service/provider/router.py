@@ -143,7 +143,6 @@ async def _client(request: Request, form: dict[str, str]) -> Any:
 async def token(request: Request, accounts: Service) -> Response:
     """The token endpoint: authorization_code (with PKCE), refresh_token (rotated),
     client_credentials."""
-    context = from_request(request, "anonymous")
     try:
         form = await _form(request)
         client = await _client(request, form)
