@@ -131,6 +131,13 @@ def sign_in(page: Page, email: str, password: str = PASSWORD) -> None:
     page.get_by_role("heading", name="My account", exact=True).wait_for()
 
 
+def sign_out(page: Page) -> None:
+    """Sign out with the header's button, once the browser is back on the sign-in page (a
+    navigation before that would race the sign-out)."""
+    page.get_by_role("button", name=re.compile("^Sign out \\(")).click()
+    page.get_by_role("heading", name="Sign in").wait_for()
+
+
 def fill_sign_in(page: Page, email: str, password: str = PASSWORD) -> None:
     """Sign in on the sign-in page the browser is on."""
     page.get_by_label("Email address").fill(email)

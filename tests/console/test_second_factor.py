@@ -2,7 +2,6 @@
 passkey made and used by Chromium's virtual authenticator (DevTools' WebAuthn domain). They
 serve on localhost: WebAuthn needs a host name, and refuses an IP address."""
 
-import re
 import time
 from collections.abc import Iterator
 
@@ -11,7 +10,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.accounts.conftest import PASSWORD
-from tests.console.conftest import on_localhost, screenshot, sign_in, sign_up
+from tests.console.conftest import on_localhost, screenshot, sign_in, sign_out, sign_up
 from tests.smtp import SmtpServer
 from tests.support import ThreadServer, run_sql
 
@@ -39,11 +38,6 @@ def authenticator(page: Page) -> None:
             }
         },
     )
-
-
-def sign_out(page: Page) -> None:
-    page.get_by_role("button", name=re.compile("^Sign out \\(")).click()
-    page.get_by_role("heading", name="Sign in").wait_for()
 
 
 def test_a_passkey_is_added_and_then_signs_in_alone(

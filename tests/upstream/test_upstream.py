@@ -20,6 +20,7 @@ from tests.console.conftest import (
     fill_sign_in,
     on_localhost,
     sign_in,
+    sign_out,
     sign_up,
 )
 from tests.smtp import SmtpServer
@@ -117,7 +118,7 @@ def test_a_new_person_gets_a_verified_account_and_the_same_one_next_time(
     page.locator("#identities").get_by_role("button", name="Unlink").click()
     expect(page.get_by_role("alert")).to_contain_text("This is your only way to sign in")
 
-    page.get_by_role("button", name="Sign out (newbie@example.com)").click()
+    sign_out(page)
     through_acme(page, "newbie@example.com")
     page.get_by_role("heading", name="My account", exact=True).wait_for()
     assert accounts_of(database_url, "newbie@example.com") == [account]  # the same one
@@ -150,7 +151,7 @@ def test_a_verified_account_with_the_address_is_linked_and_keeps_its_password(
     expect(page.get_by_role("heading", name="Your recovery codes")).to_be_visible()
     recovery = page.locator("ul.codes code").all_inner_texts()
     page.goto("/account")
-    page.get_by_role("button", name="Sign out (linked@example.com)").click()
+    sign_out(page)
     through_acme(page, "linked@example.com")
     page.get_by_role("heading", name="One more step").wait_for()
     page.get_by_label("Authentication code").fill(totp.at(time.time() + 30))
@@ -159,8 +160,7 @@ def test_a_verified_account_with_the_address_is_linked_and_keeps_its_password(
     expect(page.get_by_role("cell", name="acme + code")).to_be_visible()
 
     # The password still signs in; with it, the identity can be unlinked.
-    page.get_by_role("button", name="Sign out (linked@example.com)").click()
-    page.goto("/account/sign-in")
+    sign_out(page)
     fill_sign_in(page, "linked@example.com")
     page.get_by_text("Use a recovery code").click()
     page.get_by_label("Recovery code").fill(recovery[0])
