@@ -120,7 +120,9 @@ class SelfService(Steps):
         return await repository.by_id(self.db, user_id)
 
     async def rename_me(self, context: Context, user_id: int, name: str) -> None:
-        await repository.rename(self.db, user_id, name)
+        async with self.db.transaction() as connection:
+            await repository.rename(connection, user_id, name)
+            await record(connection, context, "user.renamed", user_id)
 
     async def change_password(
         self, context: Context, user_id: int, session_id: UUID, current: str, new: str
