@@ -24,6 +24,10 @@ os.environ.setdefault("AUTH_OPERATOR_MFA", "optional")
 # Only the app or server a test gives a mail server delivers email: any other (the
 # session's server, say) would take the queued emails of the test that waits for them.
 os.environ["MAIL_SENDER"] = "false"
+# Likewise webhooks: only the app a test's receiver is for delivers them. The receivers
+# listen on the loopback address, which only this opens.
+os.environ["WEBHOOK_DELIVERY"] = "false"
+os.environ.setdefault("WEBHOOK_ALLOWED_NETWORKS", "127.0.0.1/32")
 
 from tests.support import Server, bearer, issue_token, run_sql, still_running
 from user_service import database, migrations

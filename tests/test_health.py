@@ -35,7 +35,7 @@ def test_readyz_is_503_until_migrated(anonymous: TestClient) -> None:
     assert response.status_code == 503
     assert response.json() == {
         "status": "unavailable",
-        "reason": "schema at nothing, expected ['0008']",
+        "reason": "schema at nothing, expected ['0009']",
     }
 
 

@@ -12,6 +12,7 @@ from pydantic import (
     AnyHttpUrl,
     BeforeValidator,
     Field,
+    IPvAnyNetwork,
     SecretStr,
     ValidationError,
     ValidationInfo,
@@ -129,6 +130,20 @@ class Settings(BaseSettings):
     # Whether this instance delivers queued email (each one that does takes its share).
     mail_sender: bool = True
 
+    # Webhooks: whether this instance delivers them (each one that does takes its share);
+    # the networks their URLs may reach besides the public internet (none by default: a
+    # loopback, private, link-local or reserved address is refused), where http is allowed
+    # too; how long a receiver may take; the waits between attempts (the last repeats) and
+    # for how long an event is retried before it is marked failed.
+    webhook_delivery: bool = True
+    webhook_allowed_networks: Annotated[list[IPvAnyNetwork], NoDecode] = []
+    webhook_timeout: float = Field(default=10, gt=0)
+    webhook_retry_delays: Annotated[list[Duration], NoDecode] = Field(
+        default=[timedelta(seconds=s) for s in (5, 30, 120, 600, 3600, 6 * 3600, 12 * 3600)],
+        min_length=1,
+    )
+    webhook_retry_for: Duration = Field(default=timedelta(days=3), gt=timedelta(0))
+
     metrics_public: bool = False
     docs_enabled: bool = True  # /openapi.json and the pages of API_DOCS
     api_docs: bool = True  # /docs and /redoc
@@ -146,11 +161,13 @@ class Settings(BaseSettings):
             raise ValueError(f"must be one of {', '.join(POSTGRES_DRIVERS)}")
         return value
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator(
+        "cors_origins", "webhook_allowed_networks", "webhook_retry_delays", mode="before"
+    )
     @classmethod
-    def _comma_separated(cls, value: str | list[str]) -> list[str]:
+    def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):
-            return [origin.strip() for origin in value.split(",") if origin.strip()]
+            return [item.strip() for item in value.split(",") if item.strip()]
         return value
 
     @model_validator(mode="after")

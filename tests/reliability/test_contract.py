@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx2
 
-from tests.support import Server, run_sql
+from tests.support import ALL_SCOPES, Server, run_sql
 
 SCHEMATHESIS = str(Path(sys.executable).with_name("schemathesis"))
 SEED = "20261129"  # fixed: every run tries the same requests
@@ -57,7 +57,7 @@ def test_schemathesis_finds_no_failure(
         cwd=tmp_path,
         env={
             **os.environ,
-            "API_TOKEN": live.token(),
+            "API_TOKEN": live.token(*ALL_SCOPES, "webhooks:write"),
             **people,
         },
         capture_output=True,

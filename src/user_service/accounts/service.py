@@ -7,6 +7,7 @@ and pages only translate HTTP to a call and back. The flows live by concern:
 - mfa.py: second factors (authenticator codes, recovery codes, passkeys) and the second step;
 - provider.py: the OpenID Provider (applications, authorizations, the token endpoint);
 - upstream.py: signing in through a company's identity provider;
+- webhooks.py: other services' subscriptions to events (webhooks);
 - selfservice.py: what a person does for themselves;
 - operators.py: what operators do to others, API tokens and scopes;
 - reports.py: what operators read;
@@ -31,9 +32,10 @@ from .provider import Provider
 from .reports import Reports
 from .selfservice import SelfService
 from .upstream import Identities
+from .webhooks import Webhooks
 
 
-class Accounts(SecondFactors, Provider, Identities, SelfService, Operators, Reports):
+class Accounts(SecondFactors, Provider, Identities, Webhooks, SelfService, Operators, Reports):
     """One per worker (or CLI command), built at startup."""
 
     @classmethod

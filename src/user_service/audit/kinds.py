@@ -47,6 +47,13 @@ Kind = Literal[
     "identity.linked",
     "identity.unlinked",
     "identity.refused",
+    "webhook.created",
+    "webhook.updated",
+    "webhook.deleted",
+    "webhook.secret_rotated",
+    "webhook.retried",
+    "webhook.disabled",
+    "webhook.failed",
 ]
 
 KINDS: tuple[Kind, ...] = get_args(Kind)

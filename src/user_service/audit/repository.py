@@ -7,6 +7,7 @@ import asyncpg
 
 from ..context import Context
 from ..database import Connection, Database
+from ..webhooks.events import FROM_AUDIT, PUBLIC_DETAILS, queue
 from .kinds import Kind
 
 
@@ -17,17 +18,38 @@ async def record(
     subject_user_id: int | None,
     **details: Any,
 ) -> None:
-    """Append an event. `details` must never hold a password or a token."""
-    await db.fetchval(
-        "INSERT INTO audit_events (kind, actor, subject_user_id, client_address, request_id, "
-        "details) VALUES ($1, $2, $3, $4, $5, $6)",
-        kind,
+    """Append an event, and queue the webhooks' events of this change (if it sends any) in
+    the same statement. `details` must never hold a password or a token."""
+    event = (
         context.actor,
         subject_user_id,
         context.client_address,
         context.request_id,
         json.dumps(details),
     )
+    types = FROM_AUDIT.get(kind)
+    if types is None:
+        await db.fetchval(_RECORD, kind, *event)
+        return
+    public = {key: value for key, value in details.items() if key in PUBLIC_DETAILS}
+    await db.fetchval(_RECORD_AND_QUEUE, kind, *event, list(types), json.dumps(public))
+
+
+_RECORD = (
+    "INSERT INTO audit_events (kind, actor, subject_user_id, client_address, request_id, "
+    "details) VALUES ($1, $2, $3, $4, $5, $6)"
+)
+# $7 the event types, $8 the details they carry (PUBLIC_DETAILS).
+_RECORD_AND_QUEUE = (
+    f"WITH audit AS ({_RECORD}), "
+    + queue(
+        "unnest($7::text[])",
+        "LEFT JOIN users u ON u.id = $3 LEFT JOIN accounts a ON a.user_id = u.id",
+        "$3::bigint",
+        "jsonb_strip_nulls(jsonb_build_object('details', NULLIF($8::jsonb, '{}')))",
+    )
+    + " SELECT 1"
+)
 
 
 _EVENTS = (

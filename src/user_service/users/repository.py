@@ -11,6 +11,7 @@ import asyncpg
 from ..audit.kinds import Kind
 from ..context import Context
 from ..database import Database
+from ..webhooks.events import queue
 from .schemas import Sort, UserRead, UserView
 
 # Where a page starts: after this id when sorted by id, else after this (created_at, id).
@@ -46,19 +47,29 @@ _MATCHING = (
 )
 
 
-def _audited(change: str, kind: Kind) -> str:
-    """`change` (a statement returning id and nickname, its parameters from $4 on) with its
-    audit event; $1-$3 are the actor, the client's address and the request id."""
+def _audited(change: str, kind: Kind, hook: str) -> str:
+    """`change` (a statement returning id, nickname and created_at, its parameters from $4
+    on) with its audit event and its webhooks' `hook` event; $1-$3 are the actor, the
+    client's address and the request id."""
     # Built from this module's constants only, once, at import.
     return (
         f"WITH changed AS ({change}), event AS (INSERT INTO audit_events "  # noqa: S608
         "(kind, actor, subject_user_id, client_address, request_id) "
-        f"SELECT '{kind}', $1, id, $2, $3 FROM changed) SELECT id, nickname FROM changed"
+        f"SELECT '{kind}', $1, id, $2, $3 FROM changed), "
+        + queue(
+            f"(VALUES ('{hook}'))",
+            "CROSS JOIN changed u LEFT JOIN accounts a ON a.user_id = u.id",
+            "u.id",
+        )
+        + " SELECT id, nickname FROM changed"
     )
 
 
+_RETURNING = "RETURNING id, nickname, created_at"
 _CREATE = _audited(
-    "INSERT INTO users (nickname) VALUES ($4) RETURNING id, nickname", "user.created"
+    f"INSERT INTO users (nickname) VALUES ($4) {_RETURNING}",  # noqa: S608 (constants)
+    "user.created",
+    "user.created",
 )
 # $4 is who may be changed: a user without an account, or one whose account's scopes are
 # all among these (NULL: anyone). Checked by the statement that changes it, so a scope
@@ -68,12 +79,15 @@ _WITHIN = (
     "WHERE a.user_id = $5 AND NOT a.scopes <@ $4::text[]))"
 )
 _RENAME = _audited(
-    f"UPDATE users SET nickname = $6 WHERE id = $5 AND {_WITHIN} "  # noqa: S608 (constants)
-    "RETURNING id, nickname",
+    f"UPDATE users SET nickname = $6 WHERE id = $5 AND {_WITHIN} {_RETURNING}",  # noqa: S608
     "user.renamed",
+    "user.updated",
 )
+# The user's account, gone with it, is still seen by the rest of the statement (its
+# snapshot): the event shows the user as it was.
 _DELETE = _audited(
-    f"DELETE FROM users WHERE id = $5 AND {_WITHIN} RETURNING id, nickname",  # noqa: S608
+    f"DELETE FROM users WHERE id = $5 AND {_WITHIN} {_RETURNING}",  # noqa: S608
+    "user.deleted",
     "user.deleted",
 )
 

@@ -1,0 +1,102 @@
+"""The webhooks' tables, defined once: Alembic compares migrations against them.
+
+An event is written with the change that causes it, and one delivery per endpoint subscribed
+to it (events.queue); a delivery is pending until an attempt gets a 2xx, or until it has
+been retried for WEBHOOK_RETRY_FOR. Each attempt is kept, for the API and the console."""
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    LargeBinary,
+    Table,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+
+from ..database import metadata
+
+_NOW = func.now()
+
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("url", Text, nullable=False),
+    Column("events", ARRAY(Text), nullable=False),
+    Column("description", Text, nullable=False, server_default=text("''")),
+    Column("enabled", Boolean, nullable=False, server_default=text("true")),
+    Column("disabled_reason", Text),  # why delivery stopped (a 410 Gone), if it did
+    # Encrypted (crypto.Cipher): what signs its events. After a rotation the previous secret
+    # signs too, until previous_secret_until.
+    Column("secret", LargeBinary, nullable=False),
+    Column("previous_secret", LargeBinary),
+    Column("previous_secret_until", DateTime(timezone=True)),
+    Column("created_by", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=_NOW),
+)
+
+webhook_events = Table(
+    "webhook_events",
+    metadata,
+    Column("id", Text, primary_key=True),  # the webhook-id header: msg_<32 hex digits>
+    Column("type", Text, nullable=False),
+    Column("subject_user_id", BigInteger),  # no foreign key: a deleted user's events live on
+    Column("payload", JSONB, nullable=False),  # {"type", "timestamp", "data"}, as sent
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=_NOW),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),  # the order events were queued in
+    Column("webhook_id", BigInteger, ForeignKey("webhooks.id", ondelete="CASCADE"), nullable=False),
+    Column("event_id", Text, ForeignKey("webhook_events.id", ondelete="CASCADE"), nullable=False),
+    Column("subject_user_id", BigInteger),  # one user's events reach an endpoint in order
+    Column("state", Text, nullable=False, server_default=text("'pending'")),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False, server_default=_NOW),
+    Column("last_attempt_at", DateTime(timezone=True)),
+    Column("last_status", Integer),  # the receiver's HTTP status
+    Column("last_error", Text),  # or why there was none
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=_NOW),
+    UniqueConstraint("webhook_id", "event_id"),
+    CheckConstraint("state IN ('pending', 'delivered', 'failed')", name="state"),
+    Index(
+        "ix_webhook_deliveries_due", "next_attempt_at", postgresql_where=text("state = 'pending'")
+    ),
+    Index(
+        "ix_webhook_deliveries_pending_subject",
+        "webhook_id",
+        "subject_user_id",
+        "id",
+        postgresql_where=text("state = 'pending'"),
+    ),
+    Index("ix_webhook_deliveries_event_id", "event_id"),
+)
+
+webhook_attempts = Table(
+    "webhook_attempts",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column(
+        "delivery_id",
+        BigInteger,
+        ForeignKey("webhook_deliveries.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("at", DateTime(timezone=True), nullable=False, server_default=_NOW),
+    Column("status", Integer),
+    Column("error", Text),
+    Column("duration_ms", Integer, nullable=False),
+    Index("ix_webhook_attempts_delivery_id", "delivery_id"),
+)
