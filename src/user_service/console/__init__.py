@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from ..main import mount
-from . import account, clients, mfa, operators
+from . import account, clients, mfa, operators, webhooks
 
 
 def init_app(app: FastAPI) -> None:
@@ -15,5 +15,6 @@ def init_app(app: FastAPI) -> None:
     mount(app, mfa.router)
     mount(app, operators.router)
     mount(app, clients.router)
+    mount(app, webhooks.router)
     # Vendored files (htmx, the stylesheet): nothing is fetched from elsewhere.
     app.mount("/static", StaticFiles(directory=Path(__file__).with_name("static")), "static")
