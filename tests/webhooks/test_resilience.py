@@ -95,3 +95,20 @@ def _ready(live: Server) -> bool:
         return httpx2.get(f"{live.url}/readyz", timeout=2).status_code == 200
     except httpx2.TransportError:
         return False
+
+
+def test_two_workers_share_the_work_and_send_each_attempt_once(
+    receiver: Receiver, start_server: Callable[..., Server]
+) -> None:
+    env = {**os.environ, "WEBHOOK_DELIVERY": "true"}
+    live = start_server("--workers", "2", env=env)
+    with httpx2.Client(base_url=live.url, headers=bearer(live.token(*SCOPES))) as client:
+        client.post("/webhooks", json={"url": receiver.url, "events": ["user.created"]})
+        for n in range(3 * USERS):
+            client.post("/users", json={"name": f"u{n}"})
+    received = receiver.wait_count(3 * USERS, timeout=30)
+    time.sleep(2.5)  # over two polls of each worker's loops: any second send would be here
+    ids = [r.id for r in receiver.received]
+    code, log = live.stop()
+    assert code == 0, log
+    assert len(ids) == len(set(ids)) == 3 * USERS, len(received)
