@@ -1,4 +1,4 @@
-"""webhooks: endpoints, the events queued for them with each change, deliveries, attempts
+"""webhooks: endpoints, the events written with each change, deliveries, attempts
 
 Revision ID: 0009
 Revises: 0008
@@ -20,7 +20,13 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     op.create_table(
         "webhook_events",
-        sa.Column("id", sa.Text(), nullable=False),
+        sa.Column(
+            "id",
+            sa.Text(),
+            server_default=sa.text("'msg_' || md5(gen_random_uuid()::text)"),
+            nullable=False,
+        ),
+        sa.Column("seq", sa.BigInteger(), sa.Identity(always=False), nullable=False),
         sa.Column("type", sa.Text(), nullable=False),
         sa.Column("subject_user_id", sa.BigInteger(), nullable=True),
         sa.Column("payload", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
@@ -30,7 +36,15 @@ def upgrade() -> None:
             server_default=sa.text("now()"),
             nullable=False,
         ),
+        sa.Column("fanned_out", sa.Boolean(), server_default=sa.text("false"), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_events")),
+    )
+    op.create_index(
+        "ix_webhook_events_waiting",
+        "webhook_events",
+        ["seq"],
+        unique=False,
+        postgresql_where=sa.text("NOT fanned_out"),
     )
     op.create_table(
         "webhooks",
@@ -151,4 +165,9 @@ def downgrade() -> None:
     )
     op.drop_table("webhook_deliveries")
     op.drop_table("webhooks")
+    op.drop_index(
+        "ix_webhook_events_waiting",
+        table_name="webhook_events",
+        postgresql_where=sa.text("NOT fanned_out"),
+    )
     op.drop_table("webhook_events")

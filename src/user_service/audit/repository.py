@@ -7,7 +7,7 @@ import asyncpg
 
 from ..context import Context
 from ..database import Connection, Database
-from ..webhooks.events import FROM_AUDIT, PUBLIC_DETAILS, queue
+from ..webhooks.events import ACCOUNT, FROM_AUDIT, PUBLIC_DETAILS, queue
 from .kinds import Kind
 
 
@@ -40,13 +40,17 @@ _RECORD = (
     "details) VALUES ($1, $2, $3, $4, $5, $6)"
 )
 # $7 the event types, $8 the details they carry (PUBLIC_DETAILS).
-_RECORD_AND_QUEUE = (
-    f"WITH audit AS ({_RECORD}), "
+_RECORD_AND_QUEUE = (  # built from constants only
+    f"WITH audit AS ({_RECORD}), "  # noqa: S608
     + queue(
-        "unnest($7::text[])",
-        "LEFT JOIN users u ON u.id = $3 LEFT JOIN accounts a ON a.user_id = u.id",
+        "t.type",
+        "unnest($7::text[]) t(type) "
+        "LEFT JOIN (SELECT id, nickname, created_at FROM users) u ON u.id = $3 "
+        "LEFT JOIN accounts a ON a.user_id = u.id",
         "$3::bigint",
-        "jsonb_strip_nulls(jsonb_build_object('details', NULLIF($8::jsonb, '{}')))",
+        f"coalesce(to_jsonb(u) || {ACCOUNT}, jsonb_build_object('id', $3::bigint)) "
+        "|| jsonb_strip_nulls(jsonb_build_object('details', NULLIF($8::jsonb, '{}')))",
+        listed="$7::text[]",
     )
     + " SELECT 1"
 )

@@ -11,7 +11,7 @@ import asyncpg
 from ..audit.kinds import Kind
 from ..context import Context
 from ..database import Database
-from ..webhooks.events import queue
+from ..webhooks.events import ACCOUNT, NO_ACCOUNT, queue
 from .schemas import Sort, UserRead, UserView
 
 # Where a page starts: after this id when sorted by id, else after this (created_at, id).
@@ -47,29 +47,34 @@ _MATCHING = (
 )
 
 
-def _audited(change: str, kind: Kind, hook: str) -> str:
+def _audited(change: str, kind: Kind, hook: str, *, joined: bool = True) -> str:
     """`change` (a statement returning id, nickname and created_at, its parameters from $4
     on) with its audit event and its webhooks' `hook` event; $1-$3 are the actor, the
-    client's address and the request id."""
+    client's address and the request id. `joined`: whether the user may have an account."""
     # Built from this module's constants only, once, at import.
     return (
         f"WITH changed AS ({change}), event AS (INSERT INTO audit_events "  # noqa: S608
         "(kind, actor, subject_user_id, client_address, request_id) "
         f"SELECT '{kind}', $1, id, $2, $3 FROM changed), "
         + queue(
-            f"(VALUES ('{hook}'))",
-            "CROSS JOIN changed u LEFT JOIN accounts a ON a.user_id = u.id",
+            f"'{hook}'",
+            "changed u" + (" LEFT JOIN accounts a ON a.user_id = u.id" if joined else ""),
             "u.id",
+            f"to_jsonb(u) || {ACCOUNT if joined else NO_ACCOUNT}",
+            listed=f"ARRAY['{hook}']",
         )
         + " SELECT id, nickname FROM changed"
     )
 
 
 _RETURNING = "RETURNING id, nickname, created_at"
+# A new user has no account yet: no join (a join costs every insert, whether or not an
+# endpoint listens).
 _CREATE = _audited(
     f"INSERT INTO users (nickname) VALUES ($4) {_RETURNING}",  # noqa: S608 (constants)
     "user.created",
     "user.created",
+    joined=False,
 )
 # $4 is who may be changed: a user without an account, or one whose account's scopes are
 # all among these (NULL: anyone). Checked by the statement that changes it, so a scope

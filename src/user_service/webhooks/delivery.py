@@ -1,7 +1,8 @@
-"""Delivering queued events: each worker (WEBHOOK_DELIVERY) takes due deliveries one at a
-time on each of a few loops, holding the delivery's row lock for the attempt, so that
-replicas share the work and no attempt is made twice. At least once: an attempt whose
-outcome could not be recorded (the worker killed, the database gone) is made again."""
+"""Delivering queued events: each worker (WEBHOOK_DELIVERY) fans new events out to their
+endpoints, then takes due deliveries one at a time on each of a few loops, holding the
+delivery's row lock for the attempt, so that replicas share the work and no attempt is made
+twice. At least once: an attempt whose outcome could not be recorded (the worker killed,
+the database gone) is made again."""
 
 import asyncio
 import contextlib
@@ -79,7 +80,10 @@ class Deliverer:
             await asyncio.sleep(POLL_INTERVAL)
 
     async def deliver_due(self) -> int:
-        """Attempt each delivery due now once; how many were delivered."""
+        """Fan out the events written meanwhile, then attempt each delivery due now once; how
+        many were delivered."""
+        while await repository.fan_out(self.db) == repository.FAN_OUT_BATCH:
+            pass
         tried: list[int] = []
         delivered = 0
         while (outcome := await self._deliver_one(tried)) is not None:

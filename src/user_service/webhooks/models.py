@@ -1,8 +1,9 @@
 """The webhooks' tables, defined once: Alembic compares migrations against them.
 
-An event is written with the change that causes it, and one delivery per endpoint subscribed
-to it (events.queue); a delivery is pending until an attempt gets a 2xx, or until it has
-been retried for WEBHOOK_RETRY_FOR. Each attempt is kept, for the API and the console."""
+An event is written with the change that causes it (events.queue), then fanned out to one
+delivery per endpoint subscribed to it (repository.fan_out); a delivery is pending until an
+attempt gets a 2xx, or until it has been retried for WEBHOOK_RETRY_FOR. Each attempt is
+kept, for the API and the console."""
 
 from sqlalchemy import (
     BigInteger,
@@ -45,14 +46,24 @@ webhooks = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=_NOW),
 )
 
+# Written by the change (one narrow row: it is on the path of every write), then fanned out
+# to a delivery per endpoint subscribed by the deliverer, in `seq` order.
 webhook_events = Table(
     "webhook_events",
     metadata,
-    Column("id", Text, primary_key=True),  # the webhook-id header: msg_<32 hex digits>
+    # The webhook-id header: msg_ and 32 hex digits.
+    Column(
+        "id", Text, primary_key=True, server_default=text("'msg_' || md5(gen_random_uuid()::text)")
+    ),
+    Column("seq", BigInteger, Identity(), nullable=False),  # the order of the changes
     Column("type", Text, nullable=False),
     Column("subject_user_id", BigInteger),  # no foreign key: a deleted user's events live on
-    Column("payload", JSONB, nullable=False),  # {"type", "timestamp", "data"}, as sent
+    # The user's row as the change left it; once fanned out, the body sent: {"type",
+    # "timestamp", "data"}.
+    Column("payload", JSONB, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=_NOW),
+    Column("fanned_out", Boolean, nullable=False, server_default=text("false")),
+    Index("ix_webhook_events_waiting", "seq", postgresql_where=text("NOT fanned_out")),
 )
 
 webhook_deliveries = Table(

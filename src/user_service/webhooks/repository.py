@@ -7,6 +7,7 @@ from typing import Any, cast
 import asyncpg
 
 from ..database import Connection, Database
+from .events import rfc3339
 
 # Never the secrets. The queries below are built from this module's constants only.
 _COLUMNS = "id, url, events, description, enabled, disabled_reason, created_at"
@@ -119,6 +120,37 @@ async def retry(connection: Connection, webhook_id: int, event_id: str) -> bool:
         event_id,
     )
     return retried is not None
+
+
+# Each waiting event becomes a delivery for every enabled endpoint subscribed to its type,
+# numbered in the order of the changes (one user's events reach an endpoint in that order);
+# one worker at a time, under the lock, or two could number them crosswise.
+FAN_OUT_LOCK = 0x77686B  # an advisory lock's key: "whk"
+FAN_OUT_BATCH = 1000
+_CREATED = rfc3339("(e.payload->>'created_at')::timestamptz")
+_FAN_OUT = (  # built from constants only
+    "WITH waiting AS (SELECT id, seq, type, subject_user_id FROM webhook_events "  # noqa: S608
+    f"WHERE NOT fanned_out ORDER BY seq LIMIT {FAN_OUT_BATCH}), "
+    "fanned AS (INSERT INTO webhook_deliveries (webhook_id, event_id, subject_user_id) "
+    "SELECT w.id, e.id, e.subject_user_id FROM waiting e "
+    "JOIN webhooks w ON w.enabled AND e.type = ANY(w.events) ORDER BY e.seq, w.id) "
+    # The body sent, in the API's form: timestamps as pydantic writes them.
+    "UPDATE webhook_events e SET fanned_out = true, payload = jsonb_build_object("
+    f"'type', e.type, 'timestamp', {rfc3339('e.created_at')}, 'data', "
+    "CASE WHEN e.payload ? 'created_at' THEN e.payload || jsonb_build_object('created_at', "
+    f"{_CREATED}) ELSE e.payload END) "
+    "FROM waiting WHERE e.id = waiting.id"
+)
+
+
+async def fan_out(db: Database) -> int:
+    """Queue the deliveries of up to FAN_OUT_BATCH waiting events; how many events (0 when
+    another worker is at it)."""
+    async with db.transaction() as connection:
+        if not await connection.fetchval("SELECT pg_try_advisory_xact_lock($1)", FAN_OUT_LOCK):
+            return 0
+        status = await connection.execute(_FAN_OUT)
+    return int(status.split()[-1])
 
 
 # Due, not being attempted by another worker (locked rows are skipped: that is what keeps
