@@ -1,11 +1,12 @@
-"""`make bench`: the service as users run it, against reference apps and two ceilings, on
+"""`make bench`: the service as users run it, against reference apps and three ceilings, on
 the same machine in the same run.
 
 A PostgreSQL of its own, seeded with 100,000 users. For each scenario, in rounds: the service
-(`user-service serve`, production settings, a valid token), the service with the token
-check off (bench/without_auth.py), the yardstick (bench/yardstick.py, on granian) and
-Fastify (bench/fastify/app.js), each with the same worker count, each driven by wrk with 64
-connections after a warm-up. The OpenID Provider's endpoints (token_cc, token_refresh,
+(`user-service serve`, production settings, a valid token), the same on granian
+(bench/serve_granian.py), the service with the token check off (bench/without_auth.py), the
+yardstick (bench/yardstick.py, on granian), the raw ASGI ceiling (bench/ceiling.py, on
+granian) and Fastify (bench/fastify/app.js), each with the same worker count, each driven by
+wrk with 64 connections after a warm-up. The OpenID Provider's endpoints (token_cc, token_refresh,
 userinfo) likewise against panva's oidc-provider (bench/oidc-provider/app.js), with the same
 client, grants and workers. Then the server stack with no database (GET /healthz) and
 PostgreSQL itself (pgbench -M prepared, the same SELECT by id and INSERT, 64 clients).
@@ -353,15 +354,22 @@ def apps(scenario: str) -> dict[str, tuple[list[str], str]]:
     serve = [sys.executable, str(BENCH / "serve.py")]
     # As FastAPI's users serve an app today: granian with uvloop, otherwise its defaults.
     granian = [str(Path(sys.executable).with_name("granian")), "--interface", "asgi"]
+    on_granian = [sys.executable, str(BENCH / "serve_granian.py"), "user_service.asgi:app"]
     chosen = {
         **service,
+        "service on granian": (on_granian, "/readyz"),
         "service, no auth": ([*serve, "bench.without_auth:app"], "/readyz"),
         "yardstick": ([*granian, "--loop", "uvloop", "bench.yardstick:app"], "/users/1"),
+        "raw ASGI ceiling": ([*granian, "--loop", "uvloop", "bench.ceiling:app"], "/users/1"),
         "Fastify": ([tool("node"), str(BENCH / "fastify" / "app.js")], "/users/1"),
     }
     if QUICK:
         del chosen["service, no auth"]
     return chosen
+
+
+# The service as `make run` serves it (gunicorn + uvicorn), and on granian.
+SERVED = ("service", "service on granian")
 
 
 def rounds(runs: list[Run], app: str, scenario: str) -> list[Run]:
@@ -393,16 +401,16 @@ def table(runs: list[Run]) -> str:
     lines = [
         "| Scenario | App | req/s | p50 ms | p99 ms | Errors | Peak RSS/worker MiB "
         "| vs yardstick | vs Fastify | vs oidc-provider | auth on/off | vs /healthz "
-        "| vs PostgreSQL |",
+        "| vs PostgreSQL | vs raw ASGI |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
-        "| ---: |",
+        "| ---: | ---: |",
     ]
     seen = list(dict.fromkeys((r.scenario, r.app) for r in runs))
     for scenario, app in seen:
         these = rounds(runs, app, scenario)
         r = median_round(these)
-        cells = [""] * 6
-        if app == "service" and scenario in SCENARIOS:
+        cells = [""] * 7
+        if app in SERVED and scenario in SCENARIOS:
             database = {"get": "select", "post": "insert"}.get(scenario)
             cells = [
                 ratio(runs, app, scenario, "yardstick"),
@@ -411,6 +419,7 @@ def table(runs: list[Run]) -> str:
                 ratio(runs, app, scenario, "service, no auth"),
                 ratio(runs, app, scenario, "service", "healthz"),
                 ratio(runs, app, scenario, "PostgreSQL (pgbench)", database) if database else "",
+                ratio(runs, app, scenario, "raw ASGI ceiling"),
             ]
         lines.append(
             f"| {scenario} | {app} | {r.rps:,.0f} | {r.p50_ms or ''} | {r.p99_ms or ''} "
@@ -434,19 +443,26 @@ def table(runs: list[Run]) -> str:
 def ratios(runs: list[Run]) -> str:
     """The service against the references, a line per scenario: what to read first."""
     lines = [
-        "| Scenario | service req/s | vs yardstick | vs Fastify | vs oidc-provider "
-        "| p99 ms, worst round | Errors |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| Scenario | Server | req/s | vs yardstick | vs Fastify | vs oidc-provider "
+        "| vs raw ASGI | p99 ms, worst round | yardstick's | Errors |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for scenario in SCENARIOS:
-        these = rounds(runs, "service", scenario)
-        if these:
+        for app in SERVED:
+            these = rounds(runs, app, scenario)
+            if not these:
+                continue
             r = median_round(these)
+            yardstick = rounds(runs, "yardstick", scenario)
             lines.append(
-                f"| {scenario} | {r.rps:,.0f} | {ratio(runs, 'service', scenario, 'yardstick')} "
-                f"| {ratio(runs, 'service', scenario, 'Fastify')} "
-                f"| {ratio(runs, 'service', scenario, 'oidc-provider')} "
-                f"| {max(run.p99_ms or 0 for run in these)} | {sum(x.errors for x in these)} |"
+                f"| {scenario} | {app} | {r.rps:,.0f} "
+                f"| {ratio(runs, app, scenario, 'yardstick')} "
+                f"| {ratio(runs, app, scenario, 'Fastify')} "
+                f"| {ratio(runs, app, scenario, 'oidc-provider')} "
+                f"| {ratio(runs, app, scenario, 'raw ASGI ceiling')} "
+                f"| {max(run.p99_ms or 0 for run in these)} "
+                f"| {max((run.p99_ms or 0 for run in yardstick), default='')} "
+                f"| {sum(x.errors for x in these)} |"
             )
     return "\n".join(lines)
 
