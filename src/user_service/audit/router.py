@@ -7,11 +7,9 @@ from typing_extensions import TypedDict
 
 from .. import errors
 from ..accounts import service  # the module: the service imports this package's repository
-from ..auth.guard import require
 from ..http import Json
 from ..schemas import MAX_ID
-
-READ = require("audit:read", "Read the audit log of security events.")
+from . import READ
 
 router = APIRouter(prefix="/audit", tags=["audit"], responses=errors.responses(401, 403, 429))
 
