@@ -3,7 +3,7 @@ the same machine in the same run.
 
 A PostgreSQL of its own, seeded with 100,000 users. For each scenario, in rounds: the service
 (`user-service serve`, production settings, a valid token), the same on granian
-(bench/serve_granian.py), the service with the token check off (bench/without_auth.py), the
+(bench/serve.py --granian), the service with the token check off (bench/without_auth.py), the
 yardstick (bench/yardstick.py, on granian), the raw ASGI ceiling (bench/ceiling.py, on
 granian) and Fastify (bench/fastify/app.js), each with the same worker count, each driven by
 wrk with 64 connections after a warm-up. The OpenID Provider's endpoints (token_cc, token_refresh,
@@ -354,7 +354,7 @@ def apps(scenario: str) -> dict[str, tuple[list[str], str]]:
     serve = [sys.executable, str(BENCH / "serve.py")]
     # As FastAPI's users serve an app today: granian with uvloop, otherwise its defaults.
     granian = [str(Path(sys.executable).with_name("granian")), "--interface", "asgi"]
-    on_granian = [sys.executable, str(BENCH / "serve_granian.py"), "user_service.asgi:app"]
+    on_granian = [*serve, "user_service.asgi:app", "--granian"]
     chosen = {
         **service,
         "service on granian": (on_granian, "/readyz"),
