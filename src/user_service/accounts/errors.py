@@ -64,6 +64,16 @@ class NoUserError(NotFoundError):
         super().__init__(f"User {user_id} does not exist.")
 
 
+class NoWebhookError(NotFoundError):
+    def __init__(self, webhook_id: int) -> None:
+        super().__init__(f"Webhook {webhook_id} does not exist.")
+
+
+class NoDeliveryError(NotFoundError):
+    def __init__(self, webhook_id: int, event_id: str) -> None:
+        super().__init__(f"Webhook {webhook_id} has no delivery of event {event_id}.")
+
+
 class NoAccountError(NotFoundError):
     def __init__(self, user_id: int) -> None:
         super().__init__(f"User {user_id} has no account.")

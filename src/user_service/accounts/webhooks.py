@@ -8,19 +8,10 @@ import asyncpg
 
 from ..audit.repository import record
 from ..context import Context
-from ..errors import InvalidInputError, NotFoundError
+from ..errors import InvalidInputError
 from ..webhooks import repository, signing, targets
+from .errors import NoDeliveryError, NoWebhookError
 from .steps import Steps
-
-
-class NoWebhookError(NotFoundError):
-    def __init__(self, webhook_id: int) -> None:
-        super().__init__(f"Webhook {webhook_id} does not exist.")
-
-
-class NoDeliveryError(NotFoundError):
-    def __init__(self, webhook_id: int, event_id: str) -> None:
-        super().__init__(f"Webhook {webhook_id} has no delivery of event {event_id}.")
 
 
 class Webhooks(Steps):

@@ -9,13 +9,14 @@ from fastapi import APIRouter, Path, Request, Response
 from ..accounts.service import of
 from ..context import from_request
 from ..errors import InvalidInputError
+from ..schemas import MAX_ID
 from ..webhooks.events import TYPES
 from . import web
 
 router = APIRouter(prefix="/console/webhooks", route_class=web.PageRoute, include_in_schema=False)
 
 MANAGE = "webhooks:write"
-WebhookId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+WebhookId = Annotated[int, Path(ge=1, le=MAX_ID)]
 EventId = Annotated[str, Path(max_length=100)]
 DONE = {
     "deleted": "The webhook is deleted: nothing more is sent to it.",
