@@ -98,7 +98,7 @@ OIDC_PROVIDER_PACKAGES := bench/oidc-provider/node_modules/.package-lock.json
 $(OIDC_PROVIDER_PACKAGES): bench/oidc-provider/package-lock.json
 	$(call npm_ci,bench/oidc-provider)
 
-bench: install test-tools $(FASTIFY_PACKAGES) $(OIDC_PROVIDER_PACKAGES)  ## the benchmark (wrk): a table, also in .data/bench/ (~25 min)
+bench: install test-tools $(FASTIFY_PACKAGES) $(OIDC_PROVIDER_PACKAGES)  ## the benchmark (wrk): a table, also in .data/bench/ (~45 min)
 	$(call debian,wrk,command -v wrk >/dev/null)
 	$(UV) run --no-sync python -m bench.run
 
