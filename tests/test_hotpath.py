@@ -213,3 +213,19 @@ def test_a_fixed_path_mounted_after_a_hot_route_that_would_take_it_is_refused() 
     hotpath.serve(app, hot.routes)
     with pytest.raises(ValueError, match=re.escape("/things/7 would be answered by a hot route")):
         mount(app, later)
+
+
+def test_the_front_door_stands_aside_for_middleware_it_does_not_know(token: str) -> None:
+    app = get_app()
+
+    @app.middleware("http")
+    async def stamp(request: Request, call_next: Any) -> Any:
+        response = await call_next(request)
+        response.headers["X-Stamped"] = "yes"
+        return response
+
+    with TestClient(app) as client:
+        answer = client.get("/users/1", headers=bearer(token))
+
+    assert answer.status_code in (200, 404)
+    assert answer.headers["X-Stamped"] == "yes"

@@ -163,7 +163,7 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     return problem(HTTPStatus.INTERNAL_SERVER_ERROR, "An unexpected error occurred.")
 
 
-class _AnswerUnexpected:
+class AnswerUnexpected:
     """Answer an error no handler maps with the 500 problem, here, inside the app.
 
     Starlette's own last-resort handler re-raises after answering, and uvicorn then closes
@@ -192,5 +192,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     for error in UNAVAILABLE:
         app.add_exception_handler(error, _database_unavailable)
-    app.add_middleware(_AnswerUnexpected)  # innermost, if installed before other middleware
+    app.add_middleware(AnswerUnexpected)  # innermost, if installed before other middleware
     app.add_exception_handler(Exception, _unexpected)  # errors of the middleware around it
