@@ -46,6 +46,8 @@ logger = logging.getLogger(__name__)
 # The minor versions whose internals this module is proven against.
 PROVEN = {"fastapi": "0.165", "starlette": "1.10"}
 
+_NONE = QueryParams()  # a request's query when it has none: parsing nothing costs too
+
 # A parameter the endpoint receives: its name and how to get it from a checked request.
 _Source = Callable[[Request], Any]
 
@@ -161,7 +163,8 @@ class HotRoutes(BaseRoute):
                 if found is None:
                     continue
                 path_params = found.groupdict()
-                values = hot.valid_parameters(path_params, QueryParams(scope["query_string"]))
+                query = scope["query_string"]
+                values = hot.valid_parameters(path_params, QueryParams(query) if query else _NONE)
                 if values is None:
                     break
                 return Match.FULL, {
@@ -186,7 +189,7 @@ class HotRoutes(BaseRoute):
                 if hot.route is route:
                     continue
                 found = hot.route.path_regex.match(route.path)
-                if found and hot.valid_parameters(found.groupdict(), QueryParams()):
+                if found and hot.valid_parameters(found.groupdict(), _NONE):
                     return hot.route.path
         return None
 
