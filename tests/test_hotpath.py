@@ -229,3 +229,22 @@ def test_the_front_door_stands_aside_for_middleware_it_does_not_know(token: str)
 
     assert answer.status_code in (200, 404)
     assert answer.headers["X-Stamped"] == "yes"
+
+
+def test_an_unexpected_error_on_a_hot_route_is_the_500_problem(
+    monkeypatch: pytest.MonkeyPatch, token: str
+) -> None:
+    async def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr("user_service.users.repository.get", broken)
+    with TestClient(get_app(), raise_server_exceptions=False) as client:
+        answer = client.get("/users/1", headers=bearer(token))
+        after = client.get("/users", headers=bearer(token))
+
+    assert answer.status_code == 500
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.json()["detail"] == "An unexpected error occurred."
+    assert "secret" not in answer.text
+    assert answer.headers["x-request-id"]
+    assert after.status_code == 200

@@ -178,11 +178,18 @@ class AnswerUnexpected:
         except Exception as exc:
             if scope["type"] != "http":
                 raise
-            response = await _unexpected(Request(scope), exc)
-            try:
-                await response(scope, receive, send)
-            except RuntimeError:  # the response had begun: only closing the connection is left
-                raise exc from None
+            await send_answer(await _unexpected(Request(scope), exc), exc, scope, receive, send)
+
+
+async def send_answer(
+    response: JSONResponse, exc: Exception, scope: Scope, receive: Receive, send: Send
+) -> None:
+    """Send `response`, the answer to `exc`; if a response had begun, re-raise `exc`: only
+    closing the connection is left."""
+    try:
+        await response(scope, receive, send)
+    except RuntimeError:  # the server refuses a second start
+        raise exc from None
 
 
 def install(app: FastAPI) -> None:

@@ -26,6 +26,7 @@ from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
+from starlette._exception_handler import _lookup_exception_handler
 from starlette._utils import get_route_path
 from starlette.datastructures import QueryParams
 from starlette.middleware import Middleware
@@ -37,7 +38,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .auth.guard import Bearer
 from .database import get_db
-from .errors import AnswerUnexpected
+from .errors import AnswerUnexpected, send_answer
 from .http import JSON_BODY, BodySizeLimit, is_json
 from .observability import RequestObserver
 
@@ -281,17 +282,16 @@ class FrontDoor:
 
     async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         hot, values = scope["hot"]
+        request = Request(scope, receive)
         try:
-            await hot.answer(Request(scope, receive), values, receive, send, self.routes)
+            await hot.answer(request, values, receive, send, self.routes)
         except Exception as exc:
-            request = Request(scope, receive)
-            handlers = scope["app"].exception_handlers
-            handler = next(handlers[kind] for kind in type(exc).__mro__ if kind in handlers)
-            response = await handler(request, exc)
-            try:
-                await response(scope, receive, send)
-            except RuntimeError:  # the response had begun: only closing the connection is left
-                raise exc from None
+            # As Starlette's exception middleware looks it up; `Exception`'s handler included,
+            # as AnswerUnexpected would answer it.
+            handler: Any = _lookup_exception_handler(scope["app"].exception_handlers, exc)
+            if handler is None:
+                raise
+            await send_answer(await handler(request, exc), exc, scope, receive, send)
 
 
 def front_door(app: FastAPI, stack: ASGIApp) -> ASGIApp:
