@@ -39,7 +39,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .auth.guard import Bearer
 from .database import get_db
 from .errors import AnswerUnexpected, send_answer
-from .http import JSON_BODY, BodySizeLimit, is_json
+from .http import JSON_BODY, BodySizeLimit, is_json, over_limit
 from .observability import RequestObserver
 
 logger = logging.getLogger(__name__)
@@ -274,7 +274,7 @@ class FrontDoor:
     def _plain(self, headers: list[tuple[bytes, bytes]]) -> bool:
         for name, value in headers:
             if name == b"content-length":
-                if not value.isdigit() or int(value) > self.max_body:
+                if over_limit(value, self.max_body):  # BodySizeLimit's 413
                     return False
             elif name == b"transfer-encoding" or (name == b"origin" and self.cors):
                 return False

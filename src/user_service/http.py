@@ -28,7 +28,7 @@ class BodySizeLimit:
         if declared is None and b"transfer-encoding" not in headers:
             await self.app(scope, receive, send)  # no body
             return
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+        if declared is not None and over_limit(declared, self.max_bytes):
             await problem(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, self._detail)(scope, receive, send)
             return
         received = 0
@@ -47,6 +47,11 @@ class BodySizeLimit:
     @property
     def _detail(self) -> str:
         return f"The request body is larger than {self.max_bytes} bytes."
+
+
+def over_limit(declared: bytes, max_bytes: int) -> bool:
+    """Whether a Content-Length is not a length, or one over `max_bytes`."""
+    return not declared.isdigit() or int(declared) > max_bytes
 
 
 def client_address(request: Request) -> str | None:
