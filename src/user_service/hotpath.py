@@ -86,19 +86,16 @@ class HotRoute:
         values: dict[str, Any],
         receive: Receive,
         send: Send,
-        routes: ASGIApp | None = None,
+        invalid: ASGIApp,
     ) -> None:
-        """Answer the request; if its body is not valid, hand it to its FastAPI route, or to
-        `routes` (the app's, from ahead of the middleware) to be routed again."""
+        """Answer the request; if its body is not valid, hand it to `invalid` (its FastAPI
+        route, or the app's routes when answered ahead of the middleware)."""
         if self.body:
             raw = await request.body()
             body = self._valid_body(request, raw)
             if body is None:
-                receive = _replay(raw, receive)  # what was read, then whatever comes next
-                if routes is None:
-                    await self._to_fastapi(request.scope, receive, send)
-                else:
-                    await routes(request.scope, receive, send)
+                # What was read, then whatever the client sends next.
+                await invalid(request.scope, _replay(raw, receive), send)
                 return
             values[self.body[0].name] = body
         for guard in self.guards:  # as FastAPI would, had it found the request valid
@@ -135,7 +132,7 @@ class HotRoute:
         value, errors = self.body[0].validate(parsed)
         return None if errors else value
 
-    async def _to_fastapi(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def to_fastapi(self, scope: Scope, receive: Receive, send: Send) -> None:
         _, child = self.route.matches(scope)
         scope.update(child)
         await self.route.handle(scope, receive, send)
@@ -178,7 +175,7 @@ class HotRoutes(BaseRoute):
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         hot, values = scope["hot"]
-        await hot.answer(Request(scope, receive), values, receive, send)
+        await hot.answer(Request(scope, receive), values, receive, send, hot.to_fastapi)
 
     def taker(self, route: Route) -> str | None:
         """The path of the hot route that would answer `route`'s requests (a fixed path of
