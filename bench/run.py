@@ -2,8 +2,8 @@
 the same machine in the same run.
 
 A PostgreSQL of its own, seeded with 100,000 users. For each scenario, in rounds: the service
-(`user-service serve`, production settings, a valid token), the same on granian
-(bench/serve.py --granian), the service with the token check off (bench/without_auth.py), the
+(`user-service serve`, production settings, a valid token), the service with the token check
+off (bench/without_auth.py, served as the service is by bench/serve.py), the
 yardstick (bench/yardstick.py, on granian), the raw ASGI ceiling (bench/ceiling.py, on
 granian) and Fastify (bench/fastify/app.js), each with the same worker count, each driven by
 wrk with 64 connections after a warm-up. The OpenID Provider's endpoints (token_cc, token_refresh,
@@ -354,10 +354,8 @@ def apps(scenario: str) -> dict[str, tuple[list[str], str]]:
     serve = [sys.executable, str(BENCH / "serve.py")]
     # As FastAPI's users serve an app today: granian with uvloop, otherwise its defaults.
     granian = [str(Path(sys.executable).with_name("granian")), "--interface", "asgi"]
-    on_granian = [*serve, "user_service.asgi:app", "--granian"]
     chosen = {
         **service,
-        "service on granian": (on_granian, "/readyz"),
         "service, no auth": ([*serve, "bench.without_auth:app"], "/readyz"),
         "yardstick": ([*granian, "--loop", "uvloop", "bench.yardstick:app"], "/users/1"),
         "raw ASGI ceiling": ([*granian, "--loop", "uvloop", "bench.ceiling:app"], "/users/1"),
@@ -368,8 +366,8 @@ def apps(scenario: str) -> dict[str, tuple[list[str], str]]:
     return chosen
 
 
-# The service as `make run` serves it (gunicorn + uvicorn), and on granian.
-SERVED = ("service", "service on granian")
+# The service as `make run` serves it.
+SERVED = ("service",)
 
 
 def rounds(runs: list[Run], app: str, scenario: str) -> list[Run]:

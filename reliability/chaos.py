@@ -132,7 +132,7 @@ async def worker_killed(directory: Path) -> Result:
             start = time.monotonic()
             while killed in server.workers() or len(server.workers()) < 2:  # noqa: ASYNC110
                 await asyncio.sleep(0.01)
-            # gunicorn has forked a replacement; it serves once its app has loaded.
+            # granian has forked a replacement; it serves once its app has loaded.
             return f"replacement forked after {(time.monotonic() - start) * 1000:.0f} ms"
 
         name = "kill -9 of one of two workers"

@@ -163,7 +163,7 @@ class Server(Started):
         except BaseException:
             terminate(self.process, timeout=0)
             log = self.wait()[1]
-            if "Connection in use" in log:  # gunicorn, failing to bind
+            if "Address already in use" in log:
                 raise PortTakenError from None
             raise RuntimeError(f"the server did not come up:\n{log}") from None
 

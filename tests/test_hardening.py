@@ -130,7 +130,7 @@ def test_internal_errors_leak_nothing_and_secrets_stay_out_of_logs(
         finally:
             run_sql(database_url, "ALTER TABLE users_elsewhere RENAME TO users")
         wrong = client.get("/users", headers=bearer(token[:-1] + "x"))
-    assert "server" not in broken.headers  # no version banner
+    assert not any(c.isdigit() for c in broken.headers.get("server", ""))  # no version banner
     code, log = live.stop()
 
     assert broken.status_code == 500

@@ -3,13 +3,14 @@
 import asyncio
 import os
 import signal
+import subprocess
 import time
 from collections.abc import Callable
 
 import asyncpg
 import httpx2
 
-from tests.support import Server, run_sql
+from tests.support import CLI, Server, run_sql
 from tests.test_observability import metric
 
 
@@ -104,8 +105,8 @@ def test_sigterm_under_load_gives_no_error_and_loses_no_write(
     )
 
 
-def test_a_killed_worker_is_replaced(start_server: Callable[..., Server]) -> None:
-    live = start_server("--workers", "2")
+def kill_a_worker(live: Server) -> None:
+    """SIGKILL one of the two workers; return once another has taken its place."""
     victim = live.workers()[0]
     os.kill(victim, signal.SIGKILL)
     deadline = time.monotonic() + 30
@@ -116,8 +117,73 @@ def test_a_killed_worker_is_replaced(start_server: Callable[..., Server]) -> Non
         time.sleep(0.1)
     assert len(live.workers()) == 2
     assert victim not in live.workers()
+
+
+def test_a_killed_worker_is_replaced(start_server: Callable[..., Server]) -> None:
+    live = start_server("--workers", "2")
+    kill_a_worker(live)
     for _ in range(20):
         assert httpx2.get(f"{live.url}/readyz").status_code == 200
     code, log = live.stop()
     assert code == 0, log
-    assert f"Worker (pid:{victim}) was sent SIGKILL" in log
+    assert "Unexpected exit from worker-" in log
+    assert "Respawning worker-" in log
+
+
+def test_a_killed_workers_requests_in_flight_leave_the_metrics(
+    database_url: str, start_server: Callable[..., Server]
+) -> None:
+    env = {**os.environ, "DB_ACQUIRE_TIMEOUT": "30", "METRICS_PUBLIC": "true"}
+    live = start_server("--workers", "2", env=env)
+
+    async def scenario() -> list[int | BaseException]:
+        blocker = await asyncpg.connect(database_url)
+        try:
+            # Each create on a connection of its own, spread by the kernel over both workers.
+            clients = [live.async_client(timeout=30) for _ in range(20)]
+            async with blocker.transaction():
+                await blocker.execute("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
+                creates = [
+                    asyncio.create_task(c.post("/users", json={"name": f"held {n}"}))
+                    for n, c in enumerate(clients)
+                ]
+                async with asyncio.timeout(10):
+                    while in_flight(live) < 20:  # noqa: ASYNC110 (polling the server)
+                        await asyncio.sleep(0.05)
+                await asyncio.to_thread(kill_a_worker, live)
+            answers = await asyncio.gather(*creates, return_exceptions=True)
+            for c in clients:
+                await c.aclose()
+            return [a if isinstance(a, BaseException) else a.status_code for a in answers]
+        finally:
+            await blocker.close()
+
+    answers = asyncio.run(scenario())
+    # The survivor's creates were answered; the killed worker's connections were cut.
+    assert 0 < answers.count(201) < 20
+    assert all(a == 201 or isinstance(a, httpx2.TransportError) for a in answers), answers
+    # The dead worker's last count of requests in flight is not added to the live ones'.
+    assert in_flight(live) == 0
+    code, log = live.stop()
+    assert code == 0, log
+
+
+def test_a_port_in_use_is_refused_in_one_line(start_server: Callable[..., Server]) -> None:
+    live = start_server()
+    # A second server on the same port would otherwise share it: each worker binds with
+    # SO_REUSEPORT, and the kernel would spread connections over both.
+    second = subprocess.run(
+        [CLI, "serve", "--port", str(live.port)],
+        env=live.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert second.returncode == 1
+    assert second.stderr.strip().splitlines()[-1] == (
+        f"user-service: cannot listen on 127.0.0.1 port {live.port}: Address already in use"
+    )
+    assert httpx2.get(f"{live.url}/readyz").status_code == 200
+    code, log = live.stop()
+    assert code == 0, log

