@@ -10,7 +10,7 @@ from collections.abc import Callable
 import asyncpg
 import httpx2
 
-from tests.support import CLI, Server, run_sql
+from tests.support import CLI, Server, bearer, run_sql
 from tests.test_observability import metric
 
 
@@ -140,7 +140,10 @@ def test_a_killed_workers_requests_in_flight_leave_the_metrics(
         blocker = await asyncpg.connect(database_url)
         try:
             # Each create on a connection of its own, spread by the kernel over both workers.
-            clients = [live.async_client(timeout=30) for _ in range(20)]
+            token = bearer(live.token())
+            clients = [
+                httpx2.AsyncClient(base_url=live.url, headers=token, timeout=30) for _ in range(20)
+            ]
             async with blocker.transaction():
                 await blocker.execute("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
                 creates = [
