@@ -178,6 +178,38 @@ def test_saturated_pool_answers_503_after_the_acquire_timeout(
     assert code == 0, log
 
 
+def test_a_connection_killed_in_use_gives_its_place_to_a_waiting_request(
+    database_url: str, start_server: Callable[..., Server]
+) -> None:
+    """The pool's one connection dies under a request while another waits for it: the
+    waiting request gets a new connection at once, not after the acquire timeout."""
+    env = {**os.environ, "DB_POOL_MAX_SIZE": "1", "DB_ACQUIRE_TIMEOUT": "10"}
+    live = start_server("--workers", "1", env=env)
+    kill = (  # the backend of the request waiting on the lock
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE wait_event_type = 'Lock' AND query LIKE '%INSERT INTO users%'"
+    )
+
+    async def attempt(client: httpx2.AsyncClient, blocker: asyncpg.Connection) -> Attempt:
+        async with blocker.transaction():
+            await blocker.execute("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
+            held = asyncio.create_task(client.post("/users", json={"name": "first"}))
+            await asyncio.sleep(0.3)  # `first` has the only connection, waits on the lock
+            waiting = asyncio.create_task(client.post("/users", json={"name": "second"}))
+            await asyncio.sleep(0.3)  # `second` waits for the pool
+            start = time.monotonic()
+            assert await blocker.fetchval(kill)
+            other = (await held).status_code
+        second = await waiting
+        return Attempt(second.status_code, time.monotonic() - start, other)
+
+    attempts = asyncio.run(rounds(live, database_url, attempt))
+    code, log = live.stop()
+    assert [(a.status, a.other) for a in attempts] == [(201, 503)] * ROUNDS
+    assert max(a.waited for a in attempts) < 5
+    assert code == 0, log
+
+
 def test_slow_statement_answers_503_after_the_statement_timeout(
     database_url: str, start_server: Callable[..., Server]
 ) -> None:
@@ -338,21 +370,23 @@ def test_pgbouncer_in_transaction_mode_under_concurrent_load(
 def test_a_connection_left_in_a_transaction_comes_back_clean(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The pool's reset skips asyncpg's full reset, but never hands out an open transaction."""
+    """The pool never hands out a connection with a transaction left open."""
     monkeypatch.setenv("DB_POOL_MIN_SIZE", "1")
     monkeypatch.setenv("DB_POOL_MAX_SIZE", "1")
     get_settings.cache_clear()
 
     async def scenario() -> tuple[bool, bool]:
         async with database.connect(get_settings()) as db:
-            async with db.pool.acquire() as connection:
-                await connection.execute("BEGIN")
-                await connection.execute("INSERT INTO users (nickname) VALUES ('uncommitted')")
-            async with db.pool.acquire() as connection:  # the same one: the pool holds one
-                clean = not connection.is_in_transaction()
-                stored = await connection.fetchval(
-                    "SELECT EXISTS (SELECT FROM users WHERE nickname = 'uncommitted')"
-                )
+            connection = await db.pool.acquire(None)
+            await connection.execute("BEGIN")
+            await connection.execute("INSERT INTO users (nickname) VALUES ('uncommitted')")
+            db.pool.release(connection)
+            connection = await db.pool.acquire(None)  # the pool's one connection
+            clean = not connection.is_in_transaction()
+            stored = await connection.fetchval(
+                "SELECT EXISTS (SELECT FROM users WHERE nickname = 'uncommitted')"
+            )
+            db.pool.release(connection)
             return clean, stored
 
     try:

@@ -9,7 +9,6 @@ from collections.abc import Sequence
 from functools import cache
 from typing import Any
 
-import asyncpg
 from fastapi import FastAPI, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -24,6 +23,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import logs
+from .database import Pool
 
 REQUESTS = Counter("http_requests_total", "HTTP requests answered.", ["method", "route", "status"])
 LATENCY = Histogram(
@@ -115,7 +115,7 @@ def _new_request_id() -> bytes:
     return b"%032x" % random.getrandbits(128)
 
 
-async def report_pool(pool: asyncpg.Pool, interval: float = 1.0) -> None:
+async def report_pool(pool: Pool, interval: float = 1.0) -> None:
     """Keep the pool gauges current (each worker writes its own; /metrics adds them up)."""
     while True:
         POOL_SIZE.set(pool.get_size())

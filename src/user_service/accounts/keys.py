@@ -97,7 +97,7 @@ class Signer:
         present = {json.loads(row["public_jwk"])["alg"] for row in rows}
         missing = tuple(alg for alg in ID_TOKEN_ALGORITHMS if alg not in present)
         if missing:  # a new database, or one from before ID tokens
-            async with self.db.pool.acquire() as connection:
+            async with self.db.transaction() as connection:
                 await rotate(connection, self.cipher, missing)
             rows = await self._keys()
         jwks = [json.loads(row["public_jwk"]) for row in rows]
