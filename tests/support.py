@@ -167,6 +167,19 @@ class Server(Started):
                 raise PortTakenError from None
             raise RuntimeError(f"the server did not come up:\n{log}") from None
 
+    def wait_for_workers(self, timeout: float = 30) -> None:
+        """Wait until every worker granian spawned has started (/readyz answers once one
+        has). Granian misses a stop that reaches a worker still starting: that worker is
+        killed after APP_GRACEFUL_TIMEOUT."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            # pread: the server writes through the same file offset, which read would move.
+            log = os.pread(self.log.fileno(), 1 << 24, 0).decode(errors="replace")
+            if 0 < log.count("Spawning worker-") <= log.count("Started worker-"):
+                return
+            time.sleep(0.05)
+        raise TimeoutError(f"not every worker of {self} started")
+
     def token(self, *scopes: str) -> str:
         """A new API token for this server (every scope by default)."""
         if "DB_DSN" in self.env:

@@ -134,6 +134,7 @@ def test_embedded_database_keeps_data_across_restarts(
 
 def test_ctrl_c_stops_cleanly_too(start_server: Callable[..., Server]) -> None:
     live = start_server()
+    live.wait_for_workers()
     live.process.send_signal(signal.SIGINT)
     code, output = live.wait()
     assert code == 0, output
