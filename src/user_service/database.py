@@ -235,9 +235,6 @@ class Pool:
     def get_idle_size(self) -> int:
         return len(self._idle)
 
-    def get_max_size(self) -> int:
-        return self._max_size
-
     async def acquire(self, within: float | None) -> asyncpg.Connection:
         """A connection, waiting at most `within` seconds for one to be free."""
         while self._idle:
